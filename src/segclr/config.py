@@ -1,0 +1,285 @@
+"""Typed run configuration, loaded from YAML and overridden from the command line.
+
+One :class:`RunConfig` describes a whole training run. YAML files in ``configs/`` set
+the fields that differ from the defaults below; ``--set section.key=value`` overrides
+any field (the value is parsed as YAML, so ``--set trainer.max_steps=200`` gives an int
+and ``--set data.target_domains=[cirrus_like]`` a list).
+
+Unknown keys and wrong types raise :class:`ConfigError` naming the key, never a stack
+trace from deep inside training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MODES = ("supervised", "upper_bound", "segclr_uda", "segclr_dg")
+HEADS = ("ch", "pool")
+PAIRS = ("a", "s", "s+a")
+CONTRASTIVE_LOSSES = ("ntxent", "simsiam")
+SUP_LOSSES = ("dice", "dice_ce")
+NORMS = ("batch", "instance", "group")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or of the wrong type."""
+
+
+@dataclass
+class DataConfig:
+    # Domain whose labels train the model (the paper's Ds). `upper_bound` swaps in the target.
+    source_domain: str = "spectralis"
+    # Unlabeled domains for the contrastive term in UDA (the paper's Dt).
+    target_domains: list[str] = field(default_factory=lambda: ["cirrus_like"])
+    # Domains scored after training (test patients of each).
+    eval_domains: list[str] = field(default_factory=lambda: ["spectralis", "cirrus_like", "topcon_like"])
+    # Working resolution: every B-scan is resized so that its height is this many rows
+    # (Duke Spectralis 496 rows -> 248, i.e. half resolution), keeping the aspect ratio.
+    input_height: int = 248
+    crop_size: int = 128          # square training crops, in working-resolution pixels
+    batch_size: int = 8           # labeled slices per step (and pairs per unlabeled domain)
+    pairs: str = "a"              # a = Pa, s = Ps, s+a = Ps+a
+    pair_distance: int = 2        # Ps partner within this many slices of the same volume
+    simulation_seed: int = 0      # seed of the device simulator (fixed per benchmark)
+    # Pick the training crop's centre on a fluid pixel with this probability (labeled stream).
+    fluid_crop_prob: float = 0.5
+
+
+@dataclass
+class AugmentConfig:
+    enabled: bool = True
+    gamma: tuple[float, float] = (0.6, 1.6)
+    contrast: tuple[float, float] = (0.7, 1.3)
+    brightness: float = 0.1               # additive shift, +- this
+    speckle_looks: tuple[float, float] = (1.0, 8.0)  # Gamma(L, 1/L) multiplicative noise
+    speckle_prob: float = 0.8
+    noise_std: tuple[float, float] = (0.0, 0.05)
+    blur_sigma: tuple[float, float] = (0.0, 1.5)     # pixels
+    blur_prob: float = 0.5
+    scale: tuple[float, float] = (0.85, 1.15)
+    rotate_deg: float = 8.0
+    flip_prob: float = 0.5
+
+
+@dataclass
+class ModelConfig:
+    num_classes: int = 2          # including background (Duke: background, fluid)
+    base_channels: int = 8
+    depth: int = 4                # number of 2x downsamplings; inputs must be divisible by 2**depth
+    norm: str = "batch"
+    dropout: float = 0.0
+    head: str = "ch"              # ch = Cch (channel aggregation), pool = Cpool (SimCLR)
+    head_stage: int = -1          # encoder stage the head taps (-1 = bottleneck)
+    head_channels: int = 1        # Cch: channels kept by the 1x1 reduction (the paper's k)
+    head_hidden: int = 256
+    embedding_dim: int = 128
+
+
+@dataclass
+class ObjectiveConfig:
+    mode: str = "segclr_uda"
+    contrastive_loss: str = "ntxent"
+    temperature: float = 0.1
+    lambda_sup: float = 20.0      # weight of the supervised term (the paper's lambda)
+    sup_loss: str = "dice_ce"
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = 1500
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: Any = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    log_every_n_steps: int = 10
+    checkpoint_every_n_steps: int = 250
+    tensorboard: bool = False
+    progress_bar: bool = True
+    num_threads: int = 0          # torch intra-op threads on CPU; 0 = leave torch's default
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    # ----------------------------------------------------------------- derived views
+    @property
+    def uses_contrastive(self) -> bool:
+        return self.objective.mode in ("segclr_uda", "segclr_dg")
+
+    @property
+    def labeled_domain(self) -> str:
+        """The domain whose labels train the model."""
+        if self.objective.mode == "upper_bound":
+            return self.data.target_domains[0]
+        return self.data.source_domain
+
+    @property
+    def unlabeled_domains(self) -> list[str]:
+        """Domains that feed the contrastive term (empty for supervised modes)."""
+        if self.objective.mode == "segclr_uda":
+            return [self.data.source_domain, *self.data.target_domains]
+        if self.objective.mode == "segclr_dg":
+            return [self.data.source_domain]
+        return []
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+# --------------------------------------------------------------------------- loading
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Check ``value`` against a field annotation, converting lists to tuples where declared."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
+        return float(value)
+    if annotation in (int, bool, str):
+        ok = isinstance(value, annotation) and not (annotation is int and isinstance(value, bool))
+        if not ok:
+            raise ConfigError(f"config key '{key}': expected {annotation.__name__}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
+        (item,) = typing.get_args(annotation)
+        return [_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    if origin is tuple:
+        args = typing.get_args(annotation)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"config key '{key}': expected a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(f"{key}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args)))
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError:
+                continue
+        raise ConfigError(f"config key '{key}': value {value!r} has the wrong type")
+    raise ConfigError(f"config key '{key}': unsupported annotation {annotation!r}")
+
+
+def _update(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key '{full}' (known: {', '.join(sorted(names))})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            _update(current, value, prefix=f"{full}.")
+        else:
+            setattr(obj, key, _coerce(full, value, hints[key]))
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"config key '{key}': {value!r} is not one of {', '.join(choices)}")
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check values that types alone cannot; returns ``cfg`` for chaining."""
+    _check_choice("objective.mode", cfg.objective.mode, MODES)
+    _check_choice("objective.contrastive_loss", cfg.objective.contrastive_loss, CONTRASTIVE_LOSSES)
+    _check_choice("objective.sup_loss", cfg.objective.sup_loss, SUP_LOSSES)
+    _check_choice("model.head", cfg.model.head, HEADS)
+    _check_choice("model.norm", cfg.model.norm, NORMS)
+    _check_choice("data.pairs", cfg.data.pairs, PAIRS)
+    multiple = 2 ** cfg.model.depth
+    if cfg.data.crop_size % multiple:
+        raise ConfigError(
+            f"config key 'data.crop_size': {cfg.data.crop_size} is not divisible by 2**model.depth = {multiple}"
+        )
+    for key, value in (
+        ("data.batch_size", cfg.data.batch_size),
+        ("trainer.max_steps", cfg.trainer.max_steps),
+        ("model.base_channels", cfg.model.base_channels),
+        ("model.depth", cfg.model.depth),
+        ("data.input_height", cfg.data.input_height),
+    ):
+        if value < 1:
+            raise ConfigError(f"config key '{key}': must be >= 1, got {value}")
+    if cfg.objective.temperature <= 0:
+        raise ConfigError(f"config key 'objective.temperature': must be > 0, got {cfg.objective.temperature}")
+    if cfg.objective.mode in ("segclr_uda", "upper_bound") and not cfg.data.target_domains:
+        raise ConfigError(f"config key 'data.target_domains': mode {cfg.objective.mode} needs a target domain")
+    if cfg.uses_contrastive and cfg.objective.contrastive_loss == "ntxent" and cfg.data.batch_size < 2:
+        raise ConfigError("config key 'data.batch_size': NT-Xent needs at least 2 pairs per batch for negatives")
+    return cfg
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"trainer.max_steps=200"`` -> (["trainer", "max_steps"], 200)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form section.key=value")
+    key, raw = text.split("=", 1)
+    path = [p for p in key.strip().split(".") if p]
+    if len(path) != 2:
+        raise ConfigError(f"override key {key!r} must be section.key (e.g. trainer.max_steps)")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({err})") from None
+    return path, value
+
+
+def from_dict(values: dict[str, Any] | None, overrides: list[str] = ()) -> RunConfig:
+    cfg = RunConfig()
+    _update(cfg, values or {})
+    for text in overrides:
+        (section, key), value = parse_override(text)
+        _update(cfg, {section: {key: value}})
+    return validate(cfg)
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
+    """Load a YAML config (or the defaults when ``path`` is None) and apply overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of sections")
+        try:
+            return from_dict(values, overrides)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
+    return from_dict(values, overrides)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

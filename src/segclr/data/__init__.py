@@ -1,0 +1,1 @@
+"""Data: domains and splits, the device simulator, preprocessing, pairs, batched augmentation."""

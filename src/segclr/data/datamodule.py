@@ -1,0 +1,137 @@
+"""Training streams: labeled slices, and positive pairs from each unlabeled domain.
+
+Each stream is an endless ``IterableDataset`` of random crops drawn from volumes held in
+memory at working resolution (the benchmark is small). Augmentation is *not* done here: the
+LightningModule applies :class:`segclr.data.augment.BatchAugment` to whole batches on the
+training device. Lightning's ``CombinedLoader`` zips the streams, so one step sees a labeled
+batch and one batch of pairs per unlabeled domain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.utilities import CombinedLoader
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset
+
+from segclr.config import RunConfig
+from segclr.data.domains import DomainBank, Volume
+from segclr.data.pairs import slice_pair
+from segclr.data.preprocess import Preprocessing, to_working
+
+
+@dataclass
+class WorkingVolume:
+    """A volume at working resolution: images (S, 1, h, w) float, masks (S, h, w) long."""
+
+    domain: str
+    patient: int
+    images: Tensor
+    masks: Tensor
+
+
+def to_working_volume(vol: Volume, prep: Preprocessing) -> WorkingVolume:
+    pairs = [to_working(img, msk, prep) for img, msk in zip(vol.images, vol.masks)]
+    return WorkingVolume(vol.domain, vol.patient, torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]))
+
+
+def _crop_origin(h: int, w: int, crop: int, rng: np.random.Generator, centre: tuple[int, int] | None = None) -> tuple[int, int]:
+    if h < crop or w < crop:
+        raise ValueError(f"crop size {crop} is larger than the working image {h}x{w}; lower data.crop_size")
+    if centre is None:
+        return int(rng.integers(h - crop + 1)), int(rng.integers(w - crop + 1))
+    cy, cx = centre
+    return int(np.clip(cy - crop // 2, 0, h - crop)), int(np.clip(cx - crop // 2, 0, w - crop))
+
+
+class LabeledSlices(IterableDataset):
+    """Endless random (image, mask) crops; with ``fluid_crop_prob`` the crop is centred on fluid."""
+
+    def __init__(self, volumes: list[WorkingVolume], crop: int, seed: int, fluid_crop_prob: float = 0.5) -> None:
+        if not volumes:
+            raise ValueError("no labeled volumes for training")
+        self.volumes, self.crop, self.seed, self.fluid_crop_prob = volumes, crop, seed, fluid_crop_prob
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed)
+        while True:
+            vol = self.volumes[int(rng.integers(len(self.volumes)))]
+            s = int(rng.integers(len(vol.images)))
+            mask = vol.masks[s]
+            centre = None
+            if rng.random() < self.fluid_crop_prob:
+                fluid = torch.nonzero(mask > 0)
+                if len(fluid):
+                    centre = tuple(fluid[int(rng.integers(len(fluid)))].tolist())
+            y, x = _crop_origin(*mask.shape, self.crop, rng, centre)
+            c = self.crop
+            yield {"image": vol.images[s, :, y:y + c, x:x + c], "mask": mask[y:y + c, x:x + c]}
+
+
+class SlicePairs(IterableDataset):
+    """Endless positive pairs (view1, view2, volume id) drawn with :func:`slice_pair`."""
+
+    def __init__(self, volumes: list[WorkingVolume], crop: int, mode: str, distance: int, seed: int) -> None:
+        if not volumes:
+            raise ValueError("no unlabeled volumes for the contrastive term")
+        self.volumes, self.crop, self.mode, self.distance, self.seed = volumes, crop, mode, distance, seed
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed)
+        while True:
+            k = int(rng.integers(len(self.volumes)))
+            vol = self.volumes[k]
+            i, j = slice_pair(len(vol.images), self.mode, self.distance, rng)
+            y, x = _crop_origin(*vol.images.shape[-2:], self.crop, rng)
+            c = self.crop
+            yield {
+                "view1": vol.images[i, :, y:y + c, x:x + c],
+                "view2": vol.images[j, :, y:y + c, x:x + c],
+                "group": vol.patient,
+            }
+
+
+class SegCLRDataModule(L.LightningDataModule):
+    """Builds the labeled stream and one pair stream per unlabeled domain of a :class:`RunConfig`."""
+
+    def __init__(self, cfg: RunConfig, bank: DomainBank | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.bank = bank or DomainBank(cfg.data.simulation_seed)
+        self.prep = Preprocessing(cfg.data.input_height, 2**cfg.model.depth)
+        self._labeled: list[WorkingVolume] = []
+        self._unlabeled: dict[str, list[WorkingVolume]] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._labeled:
+            return
+        cfg = self.cfg
+        # Upper bound trains on the target's *target-train* patients; the others on source train.
+        role = "target_train" if cfg.objective.mode == "upper_bound" else "source_train"
+        self._labeled = [to_working_volume(v, self.prep) for v in self.bank.volumes(cfg.labeled_domain, role)]
+        for d in cfg.unlabeled_domains:
+            role = "source_train" if d == cfg.data.source_domain else "target_train"
+            self._unlabeled[d] = [to_working_volume(v, self.prep) for v in self.bank.volumes(d, role)]
+
+    def _seed(self, stream: int) -> int:
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        return self.cfg.trainer.seed * 1000 + stream * 100 + rank
+
+    def train_dataloader(self) -> CombinedLoader:
+        cfg = self.cfg
+        loaders = {
+            "labeled": DataLoader(
+                LabeledSlices(self._labeled, cfg.data.crop_size, self._seed(0), cfg.data.fluid_crop_prob),
+                batch_size=cfg.data.batch_size,
+            )
+        }
+        for k, (d, vols) in enumerate(self._unlabeled.items(), start=1):
+            loaders[d] = DataLoader(
+                SlicePairs(vols, cfg.data.crop_size, cfg.data.pairs, cfg.data.pair_distance, self._seed(k)),
+                batch_size=cfg.data.batch_size,
+            )
+        return CombinedLoader(loaders, mode="max_size_cycle")

@@ -1,0 +1,64 @@
+"""Score a model bundle on B-scans: folders of PNGs, or the benchmark's test volumes."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from segclr.evaluation.metrics import DiceAccumulator
+from segclr.inference.predict import Predictor, list_images
+from segclr.io.atomic import atomic_write_text
+from segclr.io.images import InputError, read_image, read_mask
+
+
+def score_pairs(predictor: Predictor, cases: Iterable[tuple[str, np.ndarray, np.ndarray]],
+                progress: bool = True, desc: str = "evaluate", total: int | None = None) -> DiceAccumulator:
+    """Predict each (name, image, reference) and accumulate Dice for every foreground class."""
+    labels = {i: n for i, n in enumerate(predictor.classes) if i > 0}
+    acc = DiceAccumulator(labels)
+    for name, image, ref in tqdm(cases, desc=desc, unit="B-scan", disable=not progress, total=total):
+        if image.shape != ref.shape:
+            raise InputError(f"{name}: image shape {image.shape} differs from mask shape {ref.shape}")
+        acc.add(name, predictor(image), ref)
+    return acc
+
+
+def evaluate_folder(checkpoint: str | Path, images_dir: str | Path, masks_dir: str | Path,
+                    out: str | Path | None = None, progress: bool = True) -> dict:
+    """Dice of ``checkpoint`` on every image in ``images_dir`` against the same-named mask."""
+    predictor = Predictor(checkpoint)
+    files = list_images(images_dir)
+    masks_dir = Path(masks_dir)
+    if not masks_dir.is_dir():
+        raise InputError(f"{masks_dir}: mask folder not found")
+    missing = [f.name for f in files if not (masks_dir / f.name).is_file()]
+    if missing:
+        raise InputError(f"{masks_dir / missing[0]}: mask missing for image {missing[0]} ({len(missing)} missing)")
+    cases = [(f.name, read_image(f), read_mask(masks_dir / f.name, predictor.num_classes)) for f in files]
+    summary = score_pairs(predictor, cases, progress=progress, total=len(cases)).summary()
+    summary["checkpoint"] = str(checkpoint)
+    if out is not None:
+        atomic_write_text(out, json.dumps(summary, indent=2, default=_json_nan))
+    return summary
+
+
+def _json_nan(value):  # pragma: no cover - json calls this only for unknown types
+    raise TypeError(repr(value))
+
+
+def format_summary(summary: dict) -> str:
+    rows = [f"{'class':<12}{'Dice (per B-scan)':>20}{'pooled Dice':>14}{'B-scans':>9}{'NaN':>6}"]
+    for label, v in summary["mean"].items():
+        rows.append(
+            f"{v['name']:<12}{_fmt(v['Dice']):>20}{_fmt(v['pooled_Dice']):>14}{v['n_cases']:>9}{v['n_nan']:>6}"
+        )
+    return "\n".join(rows)
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"

@@ -1,0 +1,1 @@
+"""Experiments built from fit + evaluate: the demo (and, later, the study runner)."""

@@ -1,0 +1,88 @@
+"""Apply a model bundle to B-scans of any size, exactly as it was trained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from segclr.data.preprocess import Preprocessing, pad_to_multiple, resize_image
+from segclr.io.bundle import load_bundle
+from segclr.io.images import InputError, read_image, write_mask
+from segclr.models import UNet
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
+
+
+class Predictor:
+    """Loads ``model.safetensors`` and segments B-scans: ``predictor(image) -> mask``.
+
+    Each B-scan is resized to the training height, padded to the UNet's size multiple,
+    segmented, un-padded, and its class probabilities are resized back to the input size
+    before the argmax, so the mask has exactly the input's shape.
+    """
+
+    def __init__(self, checkpoint: str | Path, device: str | torch.device = "cpu") -> None:
+        state, meta = load_bundle(checkpoint)
+        m = meta["model"]
+        self.meta = meta
+        self.classes: list[str] = list(meta["classes"])
+        self.prep = Preprocessing(**meta["preprocess"])
+        self.device = torch.device(device)
+        self.net = UNet(1, m["num_classes"], m["base_channels"], m["depth"], m["norm"], m.get("dropout", 0.0))
+        try:
+            self.net.load_state_dict(state)
+        except RuntimeError as err:
+            raise InputError(f"{checkpoint}: weights do not match the architecture in its metadata ({err})") from None
+        self.net.to(self.device).eval()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @torch.inference_mode()
+    def probabilities(self, image: np.ndarray) -> torch.Tensor:
+        """(H, W) float [0, 1] -> (C, H, W) softmax probabilities at the input size."""
+        h, w = image.shape
+        x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(self.device)
+        x = resize_image(x, self.prep.working_size(h, w))
+        x, (wh, ww) = pad_to_multiple(x, self.prep.pad_multiple)
+        logits = self.net(x)[..., :wh, :ww]
+        probs = torch.softmax(logits.float(), dim=1)
+        if (wh, ww) != (h, w):
+            probs = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
+        return probs[0].cpu()
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self.probabilities(image).argmax(0).numpy().astype(np.uint8)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: folder not found")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    if not files:
+        raise InputError(f"{folder}: no PNG/TIFF B-scans in this folder")
+    return files
+
+
+def predict_folder(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Path,
+                   overwrite: bool = False, progress: bool = True) -> list[Path]:
+    """Write one mask PNG per input B-scan (same file name); returns the written paths."""
+    input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
+    files = list_images(input_dir)
+    if output_dir == input_dir:
+        raise InputError(f"{output_dir}: output folder is the input folder; choose another --output")
+    targets = [output_dir / (f.stem + ".png") for f in files]
+    existing = [t for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise InputError(f"{existing[0]}: output exists ({len(existing)} files would be overwritten); pass --overwrite")
+    predictor = Predictor(checkpoint)
+    images = [read_image(f) for f in files]  # validate every input before writing anything
+    for img, target in tqdm(list(zip(images, targets)), desc="predict", unit="B-scan", disable=not progress):
+        write_mask(target, predictor(img))
+    return targets

@@ -1,0 +1,28 @@
+"""Losses of SegCLR: supervised Dice(/CE) and contrastive NT-Xent / SimSiam.
+
+Bottom layer: imports only torch and MONAI, nothing else from ``segclr``.
+"""
+
+from segclr.losses.contrastive import (
+    NTXentLoss,
+    SimSiamLoss,
+    gather_no_grad,
+    gather_with_grad,
+    nt_xent,
+    nt_xent_logits,
+    simsiam_loss,
+)
+from segclr.losses.dice import SUPERVISED_LOSS_KINDS, SupervisedSegLoss, make_supervised_loss
+
+__all__ = [
+    "NTXentLoss",
+    "SimSiamLoss",
+    "gather_no_grad",
+    "gather_with_grad",
+    "nt_xent",
+    "nt_xent_logits",
+    "simsiam_loss",
+    "SUPERVISED_LOSS_KINDS",
+    "SupervisedSegLoss",
+    "make_supervised_loss",
+]

@@ -1,0 +1,87 @@
+"""Supervised segmentation loss (Dice or Dice + cross-entropy) built from MONAI.
+
+This module imports nothing else from ``segclr``.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+__all__ = ["SUPERVISED_LOSS_KINDS", "SupervisedSegLoss", "make_supervised_loss"]
+
+SUPERVISED_LOSS_KINDS = ("dice", "dice_ce")
+
+
+class SupervisedSegLoss(nn.Module):
+    """Dice / Dice+CE on logits (B, C, H, W) and integer labels (B, H, W).
+
+    Wraps a MONAI loss and adds the channel dimension MONAI expects on the labels. Build it with
+    ``make_supervised_loss``; see there for the choice of options.
+    """
+
+    def __init__(self, loss: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.loss = loss
+        self.num_classes = num_classes
+
+    def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
+        if logits.ndim != 4 or logits.shape[1] != self.num_classes:
+            raise ValueError(
+                f"logits must have shape (B, {self.num_classes}, H, W), got {tuple(logits.shape)}"
+            )
+        expected = (logits.shape[0], *logits.shape[2:])
+        if labels.shape != expected:
+            raise ValueError(
+                f"labels must have shape (B, H, W) = {expected}, got {tuple(labels.shape)}"
+            )
+        if labels.is_floating_point():
+            raise ValueError(f"labels must be an integer tensor, got dtype {labels.dtype}")
+        target = labels.unsqueeze(1)
+        # Binary (sigmoid) mode: MONAI's BCE needs a float target of the logits' dtype.
+        target = target.to(logits.dtype) if self.num_classes == 1 else target.long()
+        return self.loss(logits, target)
+
+
+def make_supervised_loss(kind: str, num_classes: int, *, batch: bool = True) -> nn.Module:
+    """Supervised loss L_sup of SegCLR: ``"dice"`` or ``"dice_ce"`` (Dice + cross-entropy).
+
+    The returned module takes raw logits (B, C, H, W), C = ``num_classes`` (background included,
+    e.g. 4 for RETOUCH: background, IRF, SRF, PED), and integer labels (B, H, W) in [0, C).
+
+    Choices, and why:
+        - ``num_classes > 1``: softmax over all C channels, labels one-hot encoded, and
+          ``include_background=False`` in the Dice term. The background still shapes the result
+          through the softmax (raising fluid probability lowers background probability), but its
+          own Dice (close to 1 on OCT, where fluid covers well under 1 % of a B-scan) would
+          otherwise dilute the mean over classes and hide failures on the fluid classes. The
+          cross-entropy term of ``"dice_ce"`` always covers all C classes, background included.
+        - ``num_classes == 1``: binary foreground logits with a sigmoid (BCE for ``"dice_ce"``);
+          the single channel is the foreground, so it is kept.
+        - ``batch=True`` (default): the Dice sums intersections and volumes over the whole batch
+          per class before dividing ("batch Dice"). Most B-scans contain no fluid of a given class;
+          a per-slice soft Dice on such an empty class is ~1 whatever the prediction (tiny
+          gradient, noisy loss), while the batch Dice stays informative.
+
+    Raises:
+        ValueError: unknown ``kind`` or ``num_classes < 1``.
+    """
+    if kind not in SUPERVISED_LOSS_KINDS:
+        raise ValueError(
+            f"unknown supervised loss kind {kind!r}; expected one of {SUPERVISED_LOSS_KINDS}"
+        )
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+    # Imported here so that `import segclr.losses` (e.g. for nt_xent alone, or in every spawned
+    # DDP worker) does not pay for importing MONAI.
+    from monai.losses import DiceCELoss, DiceLoss
+
+    multiclass = num_classes > 1
+    options = dict(
+        include_background=not multiclass,
+        to_onehot_y=multiclass,
+        softmax=multiclass,
+        sigmoid=not multiclass,
+        batch=batch,
+    )
+    loss = DiceLoss(**options) if kind == "dice" else DiceCELoss(**options)
+    return SupervisedSegLoss(loss, num_classes)

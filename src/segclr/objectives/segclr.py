@@ -1,0 +1,91 @@
+"""SegCLR: joint supervised and contrastive training (Gomariz et al., arXiv:2405.05336).
+
+    L = mean_d Lcon(d) + lambda * Lsup
+
+over the unlabeled domains d (UDA: source and target, which gives the paper's
+``1/2 (Lcon_src + Lcon_tgt)``; DG: source only). Both terms are trained from the first step.
+
+All images of a step (the labeled batch and both views of every domain's pairs) go through
+the encoder in one pass: one large batch is faster than five small ones, and BatchNorm sees
+every domain of the step. Only the labeled part is decoded.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from segclr.config import RunConfig
+from segclr.data.pairs import pair_is_augmented
+from segclr.losses import make_supervised_loss, nt_xent, simsiam_loss
+from segclr.models import ChannelProjectionHead, PoolProjectionHead, SimSiamPredictor, UNet, count_parameters
+from segclr.objectives.base import Objective, StepOutput, augment_labeled
+
+
+def build_head(cfg: RunConfig, net: UNet) -> nn.Module:
+    stage = net.feature_info[cfg.model.head_stage]
+    if cfg.model.head == "ch":
+        side = cfg.data.crop_size // stage.reduction
+        return ChannelProjectionHead(
+            stage.channels, (side, side), cfg.model.head_channels, cfg.model.head_hidden, cfg.model.embedding_dim
+        )
+    return PoolProjectionHead(stage.channels, cfg.model.head_hidden, cfg.model.embedding_dim)
+
+
+class SegCLRObjective(Objective):
+    def __init__(self, cfg: RunConfig, net: UNet) -> None:
+        super().__init__(cfg, net)
+        self.sup_loss = make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes)
+        self.head = build_head(cfg, net)
+        self.predictor = (
+            SimSiamPredictor(cfg.model.embedding_dim, max(1, cfg.model.embedding_dim // 2))
+            if cfg.objective.contrastive_loss == "simsiam"
+            else None
+        )
+        self.domains = list(cfg.unlabeled_domains)
+        self.augment_pairs = pair_is_augmented(cfg.data.pairs)
+
+    def describe(self, net: UNet) -> str:
+        unet = count_parameters(net)
+        head = count_parameters(self.head) + (count_parameters(self.predictor) if self.predictor else 0)
+        name = {"ch": "Cch", "pool": "Cpool"}[self.cfg.model.head]
+        extra = " + SimSiam predictor" if self.predictor else ""
+        return (
+            f"UNet {unet:,} parameters; {name} head{extra} {head:,} parameters "
+            f"(+{100.0 * head / unet:.2f} % over the UNet, training only)"
+        )
+
+    def _contrastive(self, z1: Tensor, z2: Tensor, groups: Tensor) -> Tensor:
+        if self.predictor is None:
+            return nt_xent(z1, z2, self.cfg.objective.temperature, groups=groups)
+        return simsiam_loss(self.predictor(z1), self.predictor(z2), z1, z2)
+
+    def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:
+        x, y = augment_labeled(augment, batch["labeled"])
+        chunks, sizes = [x], [len(x)]
+        for d in self.domains:
+            v1, v2 = batch[d]["view1"], batch[d]["view2"]
+            if self.augment_pairs:
+                v1, _ = augment(v1)
+                v2, _ = augment(v2)
+            chunks += [v1, v2]
+            sizes += [len(v1), len(v2)]
+        feats = net.encode(torch.cat(chunks))
+        n_lab = sizes[0]
+        sup = self.sup_loss(net.decode([f[:n_lab] for f in feats]), y)
+
+        z = self.head(feats[self.cfg.model.head_stage][n_lab:])
+        logs: dict[str, Tensor] = {"loss/sup": sup.detach()}
+        con_terms = []
+        offset = 0
+        for k, d in enumerate(self.domains):
+            n1, n2 = sizes[1 + 2 * k], sizes[2 + 2 * k]
+            z1, z2 = z[offset:offset + n1], z[offset + n1:offset + n1 + n2]
+            offset += n1 + n2
+            term = self._contrastive(z1, z2, batch[d]["group"])
+            logs[f"loss/con_{d}"] = term.detach()
+            con_terms.append(term)
+        con = torch.stack(con_terms).mean()
+        loss = con + self.cfg.objective.lambda_sup * sup
+        logs["loss/con"] = con.detach()
+        return StepOutput(loss, logs)

@@ -1,0 +1,1 @@
+"""Training: the LightningModule, checkpoint I/O and the `fit` entry point."""

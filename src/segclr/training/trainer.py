@@ -1,0 +1,142 @@
+"""``fit``: build the Lightning Trainer for a :class:`RunConfig`, train, and write the run folder.
+
+Run folder layout::
+
+    OUT/config.yaml              resolved configuration (every default spelled out)
+    OUT/checkpoints/last.ckpt    Lightning checkpoint, every ``checkpoint_every_n_steps`` (for --resume)
+    OUT/logs/metrics.csv         training losses per logged step (+ TensorBoard events if enabled)
+    OUT/model.safetensors        final UNet + preprocessing + provenance (for evaluate/predict)
+    OUT/training_curves.png      the losses over steps
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from segclr import __version__
+from segclr.config import RunConfig, dump_config
+from segclr.data.datamodule import SegCLRDataModule
+from segclr.data.domains import DomainBank
+from segclr.evaluation.report import plot_training_curves
+from segclr.io.atomic import atomic_write_text
+from segclr.io.bundle import save_bundle
+from segclr.io.images import InputError
+from segclr.training.checkpointing import AtomicCheckpointIO
+from segclr.training.module import SegCLRModule
+
+CLASS_NAMES = {2: ["background", "fluid"], 4: ["background", "IRF", "SRF", "PED"]}
+
+
+@dataclass
+class FitResult:
+    out_dir: Path
+    bundle: Path
+    seconds: float
+    steps: int
+
+
+class _Describe(Callback):
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            print(f"[segclr] {pl_module.cfg.objective.mode}: {pl_module.describe()}", flush=True)
+
+
+def class_names(num_classes: int) -> list[str]:
+    return CLASS_NAMES.get(num_classes, ["background", *[f"class{i}" for i in range(1, num_classes)]])
+
+
+def bundle_metadata(cfg: RunConfig, module: SegCLRModule, seconds: float, steps: int) -> dict:
+    dm_prep = {"input_height": cfg.data.input_height, "pad_multiple": 2**cfg.model.depth}
+    return {
+        "model": {k: getattr(cfg.model, k) for k in ("num_classes", "base_channels", "depth", "norm", "dropout")},
+        "preprocess": dm_prep,
+        "classes": class_names(cfg.model.num_classes),
+        "training": {
+            "mode": cfg.objective.mode,
+            "labeled_domain": cfg.labeled_domain,
+            "unlabeled_domains": cfg.unlabeled_domains,
+            "steps": steps,
+            "seed": cfg.trainer.seed,
+            "seconds": round(seconds, 1),
+            "segclr_version": __version__,
+            "config": cfg.to_dict(),
+        },
+    }
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
+                 "lightning.fabric.utilities.seed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainBank | None = None) -> FitResult:
+    """Train one run into ``out_dir``; with ``resume`` continue from ``out_dir/checkpoints/last.ckpt``."""
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    if resume and not last.is_file():
+        raise InputError(f"{last}: nothing to resume (no checkpoint in {out})")
+    if not resume and (out / "model.safetensors").exists():
+        raise InputError(f"{out}: already holds a finished run; use --resume or another --out")
+    if not resume and last.exists():
+        raise InputError(f"{out}: holds an unfinished run; continue it with --resume or use another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", dump_config(cfg))
+    _quiet_lightning()
+    if cfg.trainer.num_threads > 0:
+        torch.set_num_threads(cfg.trainer.num_threads)
+
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    module = SegCLRModule(cfg.to_dict())
+    data = SegCLRDataModule(cfg, bank)
+    t = cfg.trainer
+    loggers = [CSVLogger(out, name="logs", version="")]
+    if t.tensorboard:
+        loggers.append(TensorBoardLogger(out, name="logs", version="tensorboard"))
+    trainer = L.Trainer(
+        max_steps=t.max_steps,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        logger=loggers,
+        log_every_n_steps=t.log_every_n_steps,
+        callbacks=[
+            ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:06d}", every_n_train_steps=t.checkpoint_every_n_steps,
+                            save_last=True, save_top_k=1, auto_insert_metric_name=False),
+            _Describe(),
+            *([TQDMProgressBar(refresh_rate=10)] if t.progress_bar else []),
+        ],
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        use_distributed_sampler=False,
+        deterministic=False,
+    )
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
+    seconds = time.perf_counter() - start
+    bundle = out / "model.safetensors"
+    trainer.save_checkpoint(last, weights_only=False)  # collective under DDP: every rank calls it, rank 0 writes
+    if trainer.is_global_zero:
+        save_bundle(bundle, module.net.state_dict(), bundle_metadata(cfg, module, seconds, trainer.global_step))
+        metrics = out / "logs" / "metrics.csv"
+        if metrics.is_file():
+            plot_training_curves(metrics, out / "training_curves.png", title=cfg.objective.mode)
+    return FitResult(out, bundle, seconds, trainer.global_step)

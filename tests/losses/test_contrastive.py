@@ -1,0 +1,180 @@
+"""NT-Xent and SimSiam against independent references and their contracts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from segclr.losses import NTXentLoss, SimSiamLoss, nt_xent, nt_xent_logits, simsiam_loss
+
+
+def reference_nt_xent(z1, z2, temperature, groups=None):
+    """Plain double loop in float64: mean over the 2N embeddings of -log(pos / sum_{k != i})."""
+    z = torch.cat([z1, z2]).double()
+    z = [row / row.norm() for row in z]
+    n = len(z1)
+    g = None if groups is None else [int(x) for x in groups] * 2
+    total = 0.0
+    for i in range(2 * n):
+        pos = i + n if i < n else i - n
+        s_pos = float(z[i] @ z[pos]) / temperature
+        denom = 0.0
+        for k in range(2 * n):
+            if k == i:
+                continue
+            if g is not None and k != pos and g[k] == g[i]:
+                continue
+            denom += math.exp(float(z[i] @ z[k]) / temperature)
+        total += -math.log(math.exp(s_pos) / denom)
+    return total / (2 * n)
+
+
+@pytest.mark.parametrize("n", [2, 3, 8])
+@pytest.mark.parametrize("d", [4, 16])
+@pytest.mark.parametrize("temperature", [0.07, 0.1, 0.5, 1.0])
+@pytest.mark.parametrize("with_groups", [False, True])
+def test_nt_xent_matches_reference(n, d, temperature, with_groups):
+    gen = torch.Generator().manual_seed(1000 * n + d)
+    z1 = torch.randn(n, d, generator=gen)
+    z2 = torch.randn(n, d, generator=gen)
+    groups = torch.arange(n) // 2 if with_groups else None
+    expected = reference_nt_xent(z1, z2, temperature, groups)
+    got = nt_xent(z1, z2, temperature=temperature, groups=groups)
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(expected, rel=1e-5, abs=1e-5)
+    got64 = nt_xent(z1.double(), z2.double(), temperature=temperature, groups=groups)
+    assert got64.item() == pytest.approx(expected, rel=1e-10, abs=1e-10)
+    assert NTXentLoss(temperature)(z1, z2, groups).item() == pytest.approx(got.item())
+
+
+def test_groups_all_distinct_is_plain_nt_xent():
+    z1, z2 = torch.randn(6, 8), torch.randn(6, 8)
+    assert torch.allclose(nt_xent(z1, z2, groups=torch.arange(6)), nt_xent(z1, z2))
+
+
+def test_single_group_leaves_only_positive():
+    z1, z2 = torch.randn(4, 8), torch.randn(4, 8)
+    loss = nt_xent(z1, z2, groups=torch.zeros(4, dtype=torch.long))
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_logits_layout():
+    n = 5
+    logits, targets = nt_xent_logits(torch.randn(n, 8), torch.randn(n, 8))
+    assert logits.shape == (2 * n, 2 * n)
+    assert torch.equal(targets, torch.cat([torch.arange(n) + n, torch.arange(n)]))
+    assert torch.isinf(logits.diagonal()).all()
+    assert (torch.isfinite(logits).sum(dim=1) == 2 * n - 1).all()
+
+
+def test_stable_at_low_temperature_with_large_inputs():
+    gen = torch.Generator().manual_seed(0)
+    z1 = 1e6 * torch.randn(16, 32, generator=gen)
+    z2 = z1 + 1e5 * torch.randn(16, 32, generator=gen)
+    # exp(1 / 0.01) = exp(100) overflows float32: the naive ratio would be inf / inf.
+    assert math.isinf(torch.tensor(100.0).exp().item())
+    z1.requires_grad_(True)
+    loss = nt_xent(z1, z2, temperature=0.01)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert torch.isfinite(z1.grad).all()
+    for scale in (1e30, 1e-30):
+        assert torch.isfinite(nt_xent(scale * z1.detach(), scale * z2, temperature=0.01))
+
+
+def test_invariant_to_input_scale():
+    z1, z2 = torch.randn(8, 16), torch.randn(8, 16)
+    base = nt_xent(z1, z2)
+    scales = torch.tensor([0.01, 3.0, 1000.0, 0.5, 7.0, 1.0, 2.0, 1e4])[:, None]
+    assert torch.allclose(nt_xent(z1 * scales, 5.0 * z2), base, atol=1e-5)
+
+
+def test_aligned_pairs_lower_than_random():
+    gen = torch.Generator().manual_seed(0)
+    z1 = torch.randn(32, 64, generator=gen)
+    aligned = nt_xent(z1, z1 + 0.05 * torch.randn(32, 64, generator=gen))
+    random = nt_xent(z1, torch.randn(32, 64, generator=gen))
+    assert aligned < random
+
+
+def test_gradient_reaches_both_views():
+    z1 = torch.randn(6, 8, requires_grad=True)
+    z2 = torch.randn(6, 8, requires_grad=True)
+    nt_xent(z1, z2).backward()
+    for z in (z1, z2):
+        assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+def test_autocast_keeps_float32_logits():
+    z1, z2 = torch.randn(4, 8), torch.randn(4, 8)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        logits, _ = nt_xent_logits(z1.bfloat16(), z2.bfloat16())
+    assert logits.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    "z1, z2, match",
+    [
+        (torch.randn(4), torch.randn(4), r"z1 must have shape \(N, D\)"),
+        (torch.randn(4, 8), torch.randn(4, 8, 1), r"z2 must have shape \(N, D\)"),
+        (torch.randn(4, 8), torch.randn(3, 8), "same shape"),
+        (torch.randn(4, 8), torch.randn(4, 7), "same shape"),
+        (torch.randn(0, 8), torch.randn(0, 8), "N >= 1"),
+        (torch.ones(4, 8, dtype=torch.long), torch.ones(4, 8, dtype=torch.long), "floating-point"),
+    ],
+)
+def test_bad_shapes_raise(z1, z2, match):
+    with pytest.raises(ValueError, match=match):
+        nt_xent(z1, z2)
+
+
+@pytest.mark.parametrize("temperature", [0.0, -0.1, float("nan"), float("inf"), "0.1", True])
+def test_bad_temperature_raises(temperature):
+    with pytest.raises(ValueError, match="temperature must be a positive finite number"):
+        nt_xent(torch.randn(4, 8), torch.randn(4, 8), temperature=temperature)
+    with pytest.raises(ValueError, match="temperature must be a positive finite number"):
+        NTXentLoss(temperature=temperature)
+
+
+@pytest.mark.parametrize(
+    "groups, match",
+    [
+        (torch.arange(3), r"groups must have shape \(N,\)"),
+        (torch.zeros(4, 1, dtype=torch.long), r"groups must have shape \(N,\)"),
+        (torch.zeros(4), "integer tensor"),
+    ],
+)
+def test_bad_groups_raise(groups, match):
+    with pytest.raises(ValueError, match=match):
+        nt_xent(torch.randn(4, 8), torch.randn(4, 8), groups=groups)
+
+
+def test_simsiam_matches_formula():
+    p1, p2, z1, z2 = (torch.randn(5, 16) for _ in range(4))
+    cos = torch.nn.functional.cosine_similarity
+    expected = -0.5 * cos(p1, z2).mean() - 0.5 * cos(p2, z1).mean()
+    assert torch.allclose(simsiam_loss(p1, p2, z1, z2), expected)
+    assert torch.allclose(SimSiamLoss()(p1, p2, z1, z2), expected)
+
+
+def test_simsiam_minus_one_when_aligned():
+    z1, z2 = torch.randn(5, 16), torch.randn(5, 16)
+    # p1 predicts z2, p2 predicts z1 (scale does not matter).
+    assert simsiam_loss(3.0 * z2, z1, z1, z2).item() == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_simsiam_stop_gradient():
+    p1, p2, z1, z2 = (torch.randn(5, 16, requires_grad=True) for _ in range(4))
+    loss = simsiam_loss(p1, p2, z1, z2)
+    g_p1, g_p2, g_z1, g_z2 = torch.autograd.grad(loss, [p1, p2, z1, z2], allow_unused=True)
+    assert g_z1 is None and g_z2 is None
+    assert g_p1.abs().sum() > 0 and g_p2.abs().sum() > 0
+
+
+def test_simsiam_bad_shapes_raise():
+    with pytest.raises(ValueError, match="same shape"):
+        simsiam_loss(torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 9), torch.randn(4, 9))
+    with pytest.raises(ValueError, match=r"p1 must have shape \(N, D\)"):
+        simsiam_loss(torch.randn(8), torch.randn(8), torch.randn(8), torch.randn(8))

@@ -1,0 +1,96 @@
+"""Supervised Dice / Dice+CE losses built from MONAI."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from segclr.losses import SUPERVISED_LOSS_KINDS, make_supervised_loss
+
+NUM_CLASSES = 4  # RETOUCH: background, IRF, SRF, PED
+
+
+def _labels():
+    labels = torch.zeros(2, 16, 16, dtype=torch.long)
+    labels[0, 2:6, 3:9] = 1
+    labels[0, 10:14, 10:14] = 3
+    labels[1, 4:12, 4:12] = 2
+    return labels
+
+
+def _confident_logits(labels, num_classes=NUM_CLASSES, margin=30.0):
+    return margin * torch.nn.functional.one_hot(labels, num_classes).permute(0, 3, 1, 2).float()
+
+
+def test_kinds():
+    assert SUPERVISED_LOSS_KINDS == ("dice", "dice_ce")
+
+
+@pytest.mark.parametrize("kind", SUPERVISED_LOSS_KINDS)
+def test_perfect_prediction_is_near_zero(kind):
+    labels = _labels()
+    loss = make_supervised_loss(kind, NUM_CLASSES)(_confident_logits(labels), labels)
+    assert loss.ndim == 0
+    assert loss.item() == pytest.approx(0.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("kind", SUPERVISED_LOSS_KINDS)
+def test_wrong_prediction_is_high(kind):
+    labels = _labels()
+    wrong = (labels + 1) % NUM_CLASSES  # every pixel assigned to another class
+    loss = make_supervised_loss(kind, NUM_CLASSES)(_confident_logits(wrong), labels)
+    assert loss.item() > 0.9
+
+
+@pytest.mark.parametrize("kind", SUPERVISED_LOSS_KINDS)
+def test_gradient_reaches_logits(kind):
+    labels = _labels()
+    logits = torch.randn(2, NUM_CLASSES, 16, 16, requires_grad=True)
+    make_supervised_loss(kind, NUM_CLASSES)(logits, labels).backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kind", SUPERVISED_LOSS_KINDS)
+def test_multiclass_configuration(kind):
+    monai_loss = make_supervised_loss(kind, NUM_CLASSES).loss
+    dice = monai_loss if kind == "dice" else monai_loss.dice
+    assert dice.include_background is False
+    assert dice.batch is True
+
+
+def test_fluid_free_slice_predicted_fluid_free_is_near_zero():
+    # Most B-scans hold no fluid: absent classes correctly predicted absent must not be penalised.
+    labels = torch.zeros(1, 8, 8, dtype=torch.long)
+    loss = make_supervised_loss("dice", NUM_CLASSES)(_confident_logits(labels), labels)
+    assert loss.item() == pytest.approx(0.0, abs=1e-4)
+
+
+@pytest.mark.parametrize("kind", SUPERVISED_LOSS_KINDS)
+def test_binary_mode(kind):
+    labels = (_labels() > 0).long()
+    loss_fn = make_supervised_loss(kind, 1)
+    perfect = 30.0 * (2.0 * labels.float() - 1.0).unsqueeze(1)
+    assert loss_fn(perfect, labels).item() == pytest.approx(0.0, abs=1e-4)
+    assert loss_fn(-perfect, labels).item() > 0.9
+
+
+def test_unknown_kind_raises():
+    with pytest.raises(ValueError, match="unknown supervised loss kind 'focal'"):
+        make_supervised_loss("focal", NUM_CLASSES)
+
+
+@pytest.mark.parametrize("num_classes", [0, -1, 2.0, True])
+def test_bad_num_classes_raises(num_classes):
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 1"):
+        make_supervised_loss("dice", num_classes)
+
+
+def test_bad_inputs_raise():
+    loss_fn = make_supervised_loss("dice_ce", NUM_CLASSES)
+    labels = _labels()
+    with pytest.raises(ValueError, match=r"logits must have shape \(B, 4, H, W\)"):
+        loss_fn(torch.randn(2, 3, 16, 16), labels)
+    with pytest.raises(ValueError, match=r"labels must have shape \(B, H, W\)"):
+        loss_fn(torch.randn(2, 4, 16, 16), labels.unsqueeze(1))
+    with pytest.raises(ValueError, match="labels must be an integer tensor"):
+        loss_fn(torch.randn(2, 4, 16, 16), labels.float())
