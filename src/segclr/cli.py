@@ -26,6 +26,7 @@ EXAMPLES = """examples:
   segclr evaluate --checkpoint runs/uda/model.safetensors --images sim/cirrus_like/images --masks sim/cirrus_like/masks
   segclr predict --checkpoint runs/uda/model.safetensors --input my_bscans/ --output my_masks/
   segclr simulate --device cirrus-like --out sim/cirrus_like
+  segclr simulate --preview docs/devices.png
 """
 
 
@@ -45,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "test patients of every domain and write a report folder (about 10 min on 2 CPU cores).")
     d.add_argument("--out", default="segclr-demo", help="report folder (default: %(default)s)")
     d.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
-    d.add_argument("--steps", type=int, default=None, help="training steps per method (default: the demo's 600)")
+    d.add_argument("--steps", type=int, default=None, help="training steps per method (default: the demo's 800)")
     d.add_argument("--target", default=None, help="simulated target device (default: cirrus_like)")
 
     f = sub.add_parser("fit", help="train one run from a YAML config",
@@ -79,9 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="render the embedded data as a simulated OCT device",
                        description="Write the embedded Duke DME B-scans rendered as a simulated device "
                                    "(images/, masks/, index.csv; same layout as the embedded data).")
-    s.add_argument("--device", required=True, help="device name from devices.yaml (e.g. cirrus-like, topcon-like)")
-    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--device", help="device name from devices.yaml (e.g. cirrus-like, topcon-like)")
+    s.add_argument("--out", type=Path, help="dataset folder to create (must not exist or be empty)")
     s.add_argument("--seed", type=int, default=0, help="simulation seed (default: %(default)s)")
+    s.add_argument("--preview", type=Path, metavar="PNG",
+                   help="instead of a dataset, draw one B-scan as every domain side by side into PNG")
     return p
 
 
@@ -124,6 +127,14 @@ def _cmd_predict(args) -> int:
 def _cmd_simulate(args) -> int:
     from segclr.data.export import export_domain
 
+    if args.preview:
+        from segclr.evaluation.report import domain_preview
+
+        domain_preview(args.preview, seed=args.seed)
+        print(f"wrote {args.preview}")
+        return 0
+    if not args.device or not args.out:
+        raise InputError("simulate needs --device and --out (or --preview PNG)")
     n = export_domain(args.device, args.out, seed=args.seed)
     print(f"wrote {n} B-scans to {args.out}")
     return 0

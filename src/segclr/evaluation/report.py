@@ -104,6 +104,19 @@ def plot_domain_montage(panels: list[tuple[str, np.ndarray, np.ndarray | None]],
     _save(fig, Path(out_png))
 
 
+def domain_preview(out_png: Path, seed: int = 0, patient: int = 1, slice_index: int = 5) -> None:
+    """The same real B-scan as every domain (the source and each simulated device)."""
+    from segclr.data.domains import DomainBank, all_domain_names
+
+    bank = DomainBank(seed)
+    panels = []
+    for name in all_domain_names():
+        vol = next(v for v in bank.domain(name) if v.patient == patient)
+        label = name if name == "spectralis" else f"{name} (simulated)"
+        panels.append((label, vol.images[slice_index], vol.masks[slice_index]))
+    plot_domain_montage(panels, Path(out_png))
+
+
 def format_table(results: dict[str, dict[str, float]], domains: list[str], digits: int = 3) -> str:
     """Markdown table: methods (rows) x domains (columns)."""
     head = "| method | " + " | ".join(domains) + " |"

@@ -32,7 +32,7 @@ from segclr.training.trainer import fit
 
 # One seed, short schedule: the demo shows the pipeline end to end, not a converged study.
 DEMO_OVERRIDES: dict[str, dict] = {
-    "trainer": {"max_steps": 600, "checkpoint_every_n_steps": 200, "log_every_n_steps": 10},
+    "trainer": {"max_steps": 800, "checkpoint_every_n_steps": 200, "log_every_n_steps": 10},
     "data": {"batch_size": 8, "target_domains": ["cirrus_like"]},
 }
 DEMO_METHODS: dict[str, dict] = {

@@ -17,7 +17,9 @@ from torch import Tensor, nn
 
 from segclr.config import RunConfig
 from segclr.data.pairs import pair_is_augmented
-from segclr.losses import make_supervised_loss, nt_xent, simsiam_loss
+import torch.nn.functional as F
+
+from segclr.losses import make_supervised_loss, nt_xent_logits, simsiam_loss
 from segclr.models import ChannelProjectionHead, PoolProjectionHead, SimSiamPredictor, UNet, count_parameters
 from segclr.objectives.base import Objective, StepOutput, augment_labeled
 
@@ -55,10 +57,13 @@ class SegCLRObjective(Objective):
             f"(+{100.0 * head / unet:.2f} % over the UNet, training only)"
         )
 
-    def _contrastive(self, z1: Tensor, z2: Tensor, groups: Tensor) -> Tensor:
-        if self.predictor is None:
-            return nt_xent(z1, z2, self.cfg.objective.temperature, groups=groups)
-        return simsiam_loss(self.predictor(z1), self.predictor(z2), z1, z2)
+    def _contrastive(self, z1: Tensor, z2: Tensor, groups: Tensor, logs: dict) -> Tensor:
+        if self.predictor is not None:
+            return simsiam_loss(self.predictor(z1), self.predictor(z2), z1, z2)
+        logits, targets = nt_xent_logits(z1, z2, self.cfg.objective.temperature, groups=groups)
+        # Keys per query after the DDP gather (2 x global pairs): evidence that all ranks' negatives count.
+        logs["con/keys"] = float(logits.shape[1])
+        return F.cross_entropy(logits, targets)
 
     def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:
         x, y = augment_labeled(augment, batch["labeled"])
@@ -75,14 +80,14 @@ class SegCLRObjective(Objective):
         sup = self.sup_loss(net.decode([f[:n_lab] for f in feats]), y)
 
         z = self.head(feats[self.cfg.model.head_stage][n_lab:])
-        logs: dict[str, Tensor] = {"loss/sup": sup.detach()}
+        logs: dict[str, Tensor | float] = {"loss/sup": sup.detach()}
         con_terms = []
         offset = 0
         for k, d in enumerate(self.domains):
             n1, n2 = sizes[1 + 2 * k], sizes[2 + 2 * k]
             z1, z2 = z[offset:offset + n1], z[offset + n1:offset + n1 + n2]
             offset += n1 + n2
-            term = self._contrastive(z1, z2, batch[d]["group"])
+            term = self._contrastive(z1, z2, batch[d]["group"], logs)
             logs[f"loss/con_{d}"] = term.detach()
             con_terms.append(term)
         con = torch.stack(con_terms).mean()

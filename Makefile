@@ -1,0 +1,33 @@
+# The two commands of the README. Both create .venv (Python >= 3.10) and install segclr into it.
+#   make demo   -> install, then train baseline + SegCLR UDA on the embedded data and write segclr-demo/
+#   make test   -> install with test extras, then run the test suite (what .ci/run calls)
+# On a CUDA machine, drop the CPU constraint: make demo CONSTRAINTS=
+
+PYTHON ?= python3
+VENV ?= .venv
+CONSTRAINTS ?= constraints/cpu.txt
+PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
+BIN := $(VENV)/bin
+
+.PHONY: install install-dev demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: $(BIN)/python
+	$(BIN)/pip install -q $(PIP_C) -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install -q $(PIP_C) -e ".[dev]"
+
+demo: install
+	$(BIN)/segclr demo --out segclr-demo
+
+test: install-dev
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/bench_augment.py
+
+clean:
+	rm -rf $(VENV) segclr-demo .pytest_cache
