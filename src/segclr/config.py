@@ -107,6 +107,7 @@ class TrainerConfig:
     tensorboard: bool = False
     progress_bar: bool = True
     num_threads: int = 0          # torch intra-op threads on CPU; 0 = leave torch's default
+    max_bad_steps: int = 10       # stop after this many consecutive steps with a NaN/Inf loss or input
 
 
 @dataclass

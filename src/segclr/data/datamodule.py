@@ -48,7 +48,27 @@ def _crop_origin(h: int, w: int, crop: int, rng: np.random.Generator, centre: tu
     return int(np.clip(cy - crop // 2, 0, h - crop)), int(np.clip(cx - crop // 2, 0, w - crop))
 
 
-class LabeledSlices(IterableDataset):
+class _Stream(IterableDataset):
+    """Endless stream whose k-th sample depends only on (seed, k): counter-based randomness.
+
+    ``start`` skips the first samples, so a resumed run draws exactly the samples the
+    uninterrupted run would have drawn (no generator state to save).
+    """
+
+    seed: int
+    start: int = 0
+
+    def __iter__(self):
+        k = self.start
+        while True:
+            yield self.sample(np.random.default_rng([self.seed, k]))
+            k += 1
+
+    def sample(self, rng: np.random.Generator) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class LabeledSlices(_Stream):
     """Endless random (image, mask) crops; with ``fluid_crop_prob`` the crop is centred on fluid."""
 
     def __init__(self, volumes: list[WorkingVolume], crop: int, seed: int, fluid_crop_prob: float = 0.5) -> None:
@@ -56,23 +76,21 @@ class LabeledSlices(IterableDataset):
             raise ValueError("no labeled volumes for training")
         self.volumes, self.crop, self.seed, self.fluid_crop_prob = volumes, crop, seed, fluid_crop_prob
 
-    def __iter__(self):
-        rng = np.random.default_rng(self.seed)
-        while True:
-            vol = self.volumes[int(rng.integers(len(self.volumes)))]
-            s = int(rng.integers(len(vol.images)))
-            mask = vol.masks[s]
-            centre = None
-            if rng.random() < self.fluid_crop_prob:
-                fluid = torch.nonzero(mask > 0)
-                if len(fluid):
-                    centre = tuple(fluid[int(rng.integers(len(fluid)))].tolist())
-            y, x = _crop_origin(*mask.shape, self.crop, rng, centre)
-            c = self.crop
-            yield {"image": vol.images[s, :, y:y + c, x:x + c], "mask": mask[y:y + c, x:x + c]}
+    def sample(self, rng: np.random.Generator) -> dict:
+        vol = self.volumes[int(rng.integers(len(self.volumes)))]
+        s = int(rng.integers(len(vol.images)))
+        mask = vol.masks[s]
+        centre = None
+        if rng.random() < self.fluid_crop_prob:
+            fluid = torch.nonzero(mask > 0)
+            if len(fluid):
+                centre = tuple(fluid[int(rng.integers(len(fluid)))].tolist())
+        y, x = _crop_origin(*mask.shape, self.crop, rng, centre)
+        c = self.crop
+        return {"image": vol.images[s, :, y:y + c, x:x + c], "mask": mask[y:y + c, x:x + c]}
 
 
-class SlicePairs(IterableDataset):
+class SlicePairs(_Stream):
     """Endless positive pairs (view1, view2, volume id) drawn with :func:`slice_pair`."""
 
     def __init__(self, volumes: list[WorkingVolume], crop: int, mode: str, distance: int, seed: int) -> None:
@@ -80,19 +98,17 @@ class SlicePairs(IterableDataset):
             raise ValueError("no unlabeled volumes for the contrastive term")
         self.volumes, self.crop, self.mode, self.distance, self.seed = volumes, crop, mode, distance, seed
 
-    def __iter__(self):
-        rng = np.random.default_rng(self.seed)
-        while True:
-            k = int(rng.integers(len(self.volumes)))
-            vol = self.volumes[k]
-            i, j = slice_pair(len(vol.images), self.mode, self.distance, rng)
-            y, x = _crop_origin(*vol.images.shape[-2:], self.crop, rng)
-            c = self.crop
-            yield {
-                "view1": vol.images[i, :, y:y + c, x:x + c],
-                "view2": vol.images[j, :, y:y + c, x:x + c],
-                "group": vol.patient,
-            }
+    def sample(self, rng: np.random.Generator) -> dict:
+        k = int(rng.integers(len(self.volumes)))
+        vol = self.volumes[k]
+        i, j = slice_pair(len(vol.images), self.mode, self.distance, rng)
+        y, x = _crop_origin(*vol.images.shape[-2:], self.crop, rng)
+        c = self.crop
+        return {
+            "view1": vol.images[i, :, y:y + c, x:x + c],
+            "view2": vol.images[j, :, y:y + c, x:x + c],
+            "group": vol.patient,
+        }
 
 
 class SegCLRDataModule(L.LightningDataModule):
@@ -105,6 +121,15 @@ class SegCLRDataModule(L.LightningDataModule):
         self.prep = Preprocessing(cfg.data.input_height, 2**cfg.model.depth)
         self._labeled: list[WorkingVolume] = []
         self._unlabeled: dict[str, list[WorkingVolume]] = {}
+        self._start_step = 0
+
+    # Resume: the streams are counter-based, so the step count is all the state there is.
+    def state_dict(self) -> dict:
+        step = self.trainer.global_step if self.trainer is not None else self._start_step
+        return {"step": int(step)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._start_step = int(state.get("step", 0))
 
     def setup(self, stage: str | None = None) -> None:
         if self._labeled:
@@ -134,4 +159,6 @@ class SegCLRDataModule(L.LightningDataModule):
                 SlicePairs(vols, cfg.data.crop_size, cfg.data.pairs, cfg.data.pair_distance, self._seed(k)),
                 batch_size=cfg.data.batch_size,
             )
+        for loader in loaders.values():
+            loader.dataset.start = self._start_step * cfg.data.batch_size
         return CombinedLoader(loaders, mode="max_size_cycle")

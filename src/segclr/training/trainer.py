@@ -11,6 +11,8 @@ Run folder layout::
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import time
 import warnings
@@ -80,6 +82,28 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*IterableDataset.*__len__.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*Experiment logs directory.*")  # resume: history is merged back
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory.*exists and is not empty.*")
+
+
+def _read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _prepend_history(path: Path, history: list[dict]) -> None:
+    """Merge the pre-resume rows back in front of the resumed run's rows (steps never overlap)."""
+    new = _read_rows(path)
+    first_new = min((int(float(r["step"])) for r in new if r.get("step")), default=None)
+    old = [r for r in history if first_new is None or int(float(r.get("step") or 0)) < first_new]
+    fields = list(dict.fromkeys([k for r in old + new for k in r]))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(old + new)
+    atomic_write_text(path, buf.getvalue())
 
 
 def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainBank | None = None) -> FitResult:
@@ -101,6 +125,7 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
 
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     module = SegCLRModule(cfg.to_dict())
+    module.checkpoint_dir = str(ckpt_dir)
     data = SegCLRDataModule(cfg, bank)
     t = cfg.trainer
     loggers = [CSVLogger(out, name="logs", version="")]
@@ -129,6 +154,8 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
         use_distributed_sampler=False,
         deterministic=False,
     )
+    metrics = out / "logs" / "metrics.csv"
+    history = _read_rows(metrics) if resume else []  # Lightning's CSV logger restarts the file
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
     seconds = time.perf_counter() - start
@@ -136,7 +163,8 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
     trainer.save_checkpoint(last, weights_only=False)  # collective under DDP: every rank calls it, rank 0 writes
     if trainer.is_global_zero:
         save_bundle(bundle, module.net.state_dict(), bundle_metadata(cfg, module, seconds, trainer.global_step))
-        metrics = out / "logs" / "metrics.csv"
+        if history:
+            _prepend_history(metrics, history)
         if metrics.is_file():
             plot_training_curves(metrics, out / "training_curves.png", title=cfg.objective.mode)
     return FitResult(out, bundle, seconds, trainer.global_step)
