@@ -20,7 +20,11 @@ from typing import Any
 
 import yaml
 
-MODES = ("supervised", "upper_bound", "segclr_uda", "segclr_dg")
+MODES = (
+    "supervised", "upper_bound", "segclr_uda", "segclr_dg",          # the method's settings
+    "multi_domain", "ssl_pretrain", "finetune", "dann", "entropy_min", "adabn",  # study baselines
+)
+CONTRASTIVE_MODES = ("segclr_uda", "segclr_dg", "multi_domain", "ssl_pretrain")
 HEADS = ("ch", "pool")
 PAIRS = ("a", "s", "s+a")
 CONTRASTIVE_LOSSES = ("ntxent", "simsiam")
@@ -50,6 +54,9 @@ class DataConfig:
     simulation_seed: int = 0      # seed of the device simulator (fixed per benchmark)
     # Pick the training crop's centre on a fluid pixel with this probability (labeled stream).
     fluid_crop_prob: float = 0.5
+    # How many target-train patients (of 6-8) the target streams use; -1 = all. 0 removes the
+    # target stream (UDA with no target data is then DG). The amount-of-target-data study.
+    target_patients: int = -1
 
 
 @dataclass
@@ -89,6 +96,9 @@ class ObjectiveConfig:
     temperature: float = 0.1
     lambda_sup: float = 20.0      # weight of the supervised term (the paper's lambda)
     sup_loss: str = "dice_ce"
+    dann_weight: float = 0.1        # DANN: weight of the domain-classification loss
+    entropy_weight: float = 0.01    # entropy_min: weight of the target prediction entropy
+    init_from: str = ""             # finetune: model.safetensors whose UNet weights start training
 
 
 @dataclass
@@ -121,22 +131,37 @@ class RunConfig:
     # ----------------------------------------------------------------- derived views
     @property
     def uses_contrastive(self) -> bool:
-        return self.objective.mode in ("segclr_uda", "segclr_dg")
+        return self.objective.mode in CONTRASTIVE_MODES
+
+    @property
+    def labeled_sets(self) -> list[tuple[str, str]]:
+        """(domain, split role) pairs whose labels train the model."""
+        mode, src = self.objective.mode, self.data.source_domain
+        if mode == "ssl_pretrain":
+            return []
+        if mode == "upper_bound":
+            return [(self.data.target_domains[0], "target_train")]
+        if mode == "multi_domain":
+            return [(src, "source_train"), (self.data.target_domains[0], "target_train")]
+        return [(src, "source_train")]
 
     @property
     def labeled_domain(self) -> str:
-        """The domain whose labels train the model."""
-        if self.objective.mode == "upper_bound":
-            return self.data.target_domains[0]
-        return self.data.source_domain
+        """The (first) domain whose labels train the model."""
+        sets = self.labeled_sets
+        return sets[0][0] if sets else ""
 
     @property
     def unlabeled_domains(self) -> list[str]:
-        """Domains that feed the contrastive term (empty for supervised modes)."""
-        if self.objective.mode == "segclr_uda":
-            return [self.data.source_domain, *self.data.target_domains]
-        if self.objective.mode == "segclr_dg":
-            return [self.data.source_domain]
+        """Domains that feed the unlabeled streams (contrastive pairs, or target images for DA)."""
+        mode, src = self.objective.mode, self.data.source_domain
+        targets = list(self.data.target_domains) if self.data.target_patients != 0 else []
+        if mode in ("segclr_uda", "multi_domain", "ssl_pretrain"):
+            return [src, *targets]
+        if mode == "segclr_dg":
+            return [src]
+        if mode in ("dann", "entropy_min", "adabn"):
+            return targets
         return []
 
     def to_dict(self) -> dict[str, Any]:
@@ -231,7 +256,14 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"config key '{key}': must be >= 1, got {value}")
     if cfg.objective.temperature <= 0:
         raise ConfigError(f"config key 'objective.temperature': must be > 0, got {cfg.objective.temperature}")
-    if cfg.objective.mode in ("segclr_uda", "upper_bound") and not cfg.data.target_domains:
+    needs_target = ("segclr_uda", "upper_bound", "multi_domain", "dann", "entropy_min", "adabn")
+    if cfg.objective.mode in ("dann", "entropy_min", "adabn") and cfg.data.target_patients == 0:
+        raise ConfigError(f"config key 'data.target_patients': mode {cfg.objective.mode} needs target images")
+    if cfg.objective.mode == "finetune" and not cfg.objective.init_from:
+        raise ConfigError("config key 'objective.init_from': mode finetune needs a pretrained model.safetensors")
+    if cfg.data.target_patients < -1:
+        raise ConfigError(f"config key 'data.target_patients': must be -1 (all) or >= 0, got {cfg.data.target_patients}")
+    if cfg.objective.mode in needs_target and not cfg.data.target_domains:
         raise ConfigError(f"config key 'data.target_domains': mode {cfg.objective.mode} needs a target domain")
     if cfg.uses_contrastive and cfg.objective.contrastive_loss == "ntxent" and cfg.data.batch_size < 2:
         raise ConfigError("config key 'data.batch_size': NT-Xent needs at least 2 pairs per batch for negatives")

@@ -132,15 +132,16 @@ class SegCLRDataModule(L.LightningDataModule):
         self._start_step = int(state.get("step", 0))
 
     def setup(self, stage: str | None = None) -> None:
-        if self._labeled:
+        if self._labeled or self._unlabeled:
             return
         cfg = self.cfg
-        # Upper bound trains on the target's *target-train* patients; the others on source train.
-        role = "target_train" if cfg.objective.mode == "upper_bound" else "source_train"
-        self._labeled = [to_working_volume(v, self.prep) for v in self.bank.volumes(cfg.labeled_domain, role)]
+        for domain, role in cfg.labeled_sets:
+            self._labeled += [to_working_volume(v, self.prep) for v in self.bank.volumes(domain, role)]
         for d in cfg.unlabeled_domains:
-            role = "source_train" if d == cfg.data.source_domain else "target_train"
-            self._unlabeled[d] = [to_working_volume(v, self.prep) for v in self.bank.volumes(d, role)]
+            vols = self.bank.volumes(d, "source_train" if d == cfg.data.source_domain else "target_train")
+            if d != cfg.data.source_domain and cfg.data.target_patients >= 0:
+                vols = vols[: cfg.data.target_patients]
+            self._unlabeled[d] = [to_working_volume(v, self.prep) for v in vols]
 
     def _seed(self, stream: int) -> int:
         rank = self.trainer.global_rank if self.trainer is not None else 0
@@ -148,12 +149,12 @@ class SegCLRDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> CombinedLoader:
         cfg = self.cfg
-        loaders = {
-            "labeled": DataLoader(
+        loaders = {}
+        if self._labeled:
+            loaders["labeled"] = DataLoader(
                 LabeledSlices(self._labeled, cfg.data.crop_size, self._seed(0), cfg.data.fluid_crop_prob),
                 batch_size=cfg.data.batch_size,
             )
-        }
         for k, (d, vols) in enumerate(self._unlabeled.items(), start=1):
             loaders[d] = DataLoader(
                 SlicePairs(vols, cfg.data.crop_size, cfg.data.pairs, cfg.data.pair_distance, self._seed(k)),

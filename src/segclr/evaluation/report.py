@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 from segclr.io.atomic import atomic_path  # noqa: E402
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -51,7 +51,7 @@ def plot_training_curves(metrics_csv: Path, out_png: Path, title: str = "") -> N
             axes[0, 1].plot(s, v, label=key.split("/")[1])
         axes[0, 1].set(xlabel="step", ylabel="contrastive loss", title=f"{title} contrastive")
         axes[0, 1].legend()
-    _save(fig, Path(out_png))
+    save_figure(fig, Path(out_png))
 
 
 def overlay_rgb(image: np.ndarray, mask: np.ndarray, color=(1.0, 0.2, 0.2), alpha=0.5) -> np.ndarray:
@@ -84,7 +84,7 @@ def plot_overlays(rows: list[dict], out_png: Path, title: str = "") -> None:
             ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=9)
-    _save(fig, Path(out_png))
+    save_figure(fig, Path(out_png))
 
 
 def plot_domain_montage(panels: list[tuple[str, np.ndarray, np.ndarray | None]], out_png: Path) -> None:
@@ -101,7 +101,7 @@ def plot_domain_montage(panels: list[tuple[str, np.ndarray, np.ndarray | None]],
         axes[1, c].set_title("zoom (speckle, noise)", fontsize=8)
         for ax in axes[:, c]:
             ax.axis("off")
-    _save(fig, Path(out_png))
+    save_figure(fig, Path(out_png))
 
 
 def domain_preview(out_png: Path, seed: int = 0, patient: int = 1, slice_index: int = 5) -> None:

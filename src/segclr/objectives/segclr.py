@@ -1,5 +1,8 @@
 """SegCLR: joint supervised and contrastive training (Gomariz et al., arXiv:2405.05336).
 
+Also serves ``multi_domain`` (labels from several domains, contrastive over all) and
+``ssl_pretrain`` (the contrastive term alone, the SimCLR/SimSiam pretraining baseline).
+
     L = mean_d Lcon(d) + lambda * Lsup
 
 over the unlabeled domains d (UDA: source and target, which gives the paper's
@@ -66,8 +69,9 @@ class SegCLRObjective(Objective):
         return F.cross_entropy(logits, targets)
 
     def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:
-        x, y = augment_labeled(augment, batch["labeled"])
-        chunks, sizes = [x], [len(x)]
+        # ssl_pretrain has no labeled stream: the contrastive term alone trains the encoder
+        x, y = augment_labeled(augment, batch["labeled"]) if "labeled" in batch else (None, None)
+        chunks, sizes = ([x], [len(x)]) if x is not None else ([], [0])
         for d in self.domains:
             v1, v2 = batch[d]["view1"], batch[d]["view2"]
             if self.augment_pairs:
@@ -77,7 +81,7 @@ class SegCLRObjective(Objective):
             sizes += [len(v1), len(v2)]
         feats = net.encode(torch.cat(chunks))
         n_lab = sizes[0]
-        sup = self.sup_loss(net.decode([f[:n_lab] for f in feats]), y)
+        sup = self.sup_loss(net.decode([f[:n_lab] for f in feats]), y) if n_lab else feats[-1].new_zeros(())
 
         z = self.head(feats[self.cfg.model.head_stage][n_lab:])
         logs: dict[str, Tensor | float] = {"loss/sup": sup.detach()}

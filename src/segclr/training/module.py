@@ -19,6 +19,8 @@ import torch
 
 from segclr.config import RunConfig, from_dict
 from segclr.data.augment import BatchAugment
+from segclr.io.bundle import load_bundle
+from segclr.io.images import InputError
 from segclr.models import UNet
 from segclr.objectives import build_objective
 
@@ -26,6 +28,14 @@ from segclr.objectives import build_objective
 def build_unet(cfg: RunConfig) -> UNet:
     m = cfg.model
     return UNet(1, m.num_classes, m.base_channels, m.depth, m.norm, m.dropout)
+
+
+def load_unet_weights(net: UNet, bundle_path: str) -> None:
+    state, _ = load_bundle(bundle_path)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        raise InputError(f"{bundle_path}: its UNet does not match this config's model section ({err})") from None
 
 
 class NonFiniteError(RuntimeError):
@@ -55,6 +65,8 @@ class SegCLRModule(L.LightningModule):
         self.save_hyperparameters({"config": config})
         self.cfg = from_dict(config)
         self.net = build_unet(self.cfg)
+        if self.cfg.objective.init_from:  # finetune: start from a (pretrained) model bundle
+            load_unet_weights(self.net, self.cfg.objective.init_from)
         self.objective = build_objective(self.cfg, self.net)
         self.augment = BatchAugment(self.cfg.augment)
         self.bad_steps = 0          # consecutive skipped steps
@@ -71,6 +83,7 @@ class SegCLRModule(L.LightningModule):
         cause = _first_nonfinite_input(batch)
         out = None
         if cause is None:
+            self.objective.progress = self.global_step / max(1, self.cfg.trainer.max_steps)
             gen = torch.Generator(device="cpu").manual_seed(self.cfg.trainer.seed * 1_000_003 + self.global_step)
             out = self.objective.step(self.net, batch, _Seeded(self.augment, gen))
             if not torch.isfinite(out.loss):
@@ -81,7 +94,7 @@ class SegCLRModule(L.LightningModule):
         if self.trainer.strategy.reduce_boolean_decision(cause is not None, all=False):
             return self._skip(cause or "non-finite value on another rank")
         self.bad_steps = 0
-        n = batch["labeled"]["image"].shape[0]
+        n = next(iter(next(iter(batch.values())).values())).shape[0]
         self.log("loss/total", out.loss.detach(), prog_bar=True, batch_size=n, sync_dist=False)
         for key, value in out.logs.items():
             self.log(key, value, prog_bar=key == "loss/sup", batch_size=n)

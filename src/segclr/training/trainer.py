@@ -28,7 +28,10 @@ from segclr import __version__
 from segclr.config import RunConfig, dump_config
 from segclr.data.datamodule import SegCLRDataModule
 from segclr.data.domains import DomainBank
+from segclr.data.preprocess import pad_to_multiple
+from segclr.objectives.adaptation import adapt_batchnorm
 from segclr.evaluation.report import plot_training_curves
+from segclr.inference.export import write_model_card
 from segclr.io.atomic import atomic_write_text
 from segclr.io.bundle import save_bundle
 from segclr.io.images import InputError
@@ -106,6 +109,14 @@ def _prepend_history(path: Path, history: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def _adapt_to_targets(module: SegCLRModule, data: SegCLRDataModule) -> None:
+    """AdaBN: BatchNorm statistics of the trained UNet re-estimated on the target-train images."""
+    images = torch.cat([v.images for vols in data._unlabeled.values() for v in vols])
+    images, _ = pad_to_multiple(images, data.prep.pad_multiple)
+    n = adapt_batchnorm(module.net, images.to(module.device))
+    print(f"[segclr] adabn: re-estimated {n} BatchNorm layers on {len(images)} target B-scans", flush=True)
+
+
 def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainBank | None = None) -> FitResult:
     """Train one run into ``out_dir``; with ``resume`` continue from ``out_dir/checkpoints/last.ckpt``."""
     out = Path(out_dir)
@@ -159,10 +170,13 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
     seconds = time.perf_counter() - start
+    if cfg.objective.mode == "adabn":
+        _adapt_to_targets(module, data)
     bundle = out / "model.safetensors"
     trainer.save_checkpoint(last, weights_only=False)  # collective under DDP: every rank calls it, rank 0 writes
     if trainer.is_global_zero:
         save_bundle(bundle, module.net.state_dict(), bundle_metadata(cfg, module, seconds, trainer.global_step))
+        write_model_card(bundle)  # model_card.md/.json next to the bundle
         if history:
             _prepend_history(metrics, history)
         if metrics.is_file():

@@ -1,0 +1,209 @@
+"""The study's report: mean +- std tables over seeds, paired tests, figures.
+
+Everything here reads ``results.csv`` / ``per_case.csv`` only, so the report can be
+regenerated from those files (``segclr experiment ... --report-only``).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import platform
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from segclr.evaluation.report import save_figure
+from segclr.io.atomic import atomic_write_text
+
+
+def read_csv(path: Path) -> list[dict]:
+    with Path(path).open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _f(x: str | float) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def summarize(rows: list[dict], metric: str = "dice_mean") -> dict[tuple[str, str, str], dict]:
+    """(target_device, method, domain) -> {mean, std, n, seeds} over seeds (foreground classes averaged).
+
+    Per seed the classes are averaged first (NaN-skipping); std is the sample std (ddof=1),
+    0 for a single seed.
+    """
+    per_seed: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        v = _f(r[metric])
+        if not math.isnan(v):
+            per_seed[(r["target_device"], r["method"], r["domain"])][int(r["seed"])].append(v)
+    out = {}
+    for key, seeds in per_seed.items():
+        values = [float(np.mean(v)) for _, v in sorted(seeds.items())]
+        out[key] = {
+            "mean": float(np.mean(values)),
+            "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            "n": len(values),
+            "seeds": sorted(seeds),
+        }
+    return out
+
+
+def paired_test(cases: list[dict], target: str, reference: str, other: str, domain: str) -> dict | None:
+    """Wilcoxon signed-rank of per-B-scan Dice, reference vs other, paired over (seed, case).
+
+    Pairs where either Dice is NaN (both masks empty) are dropped. Returns None without pairs.
+    """
+    from scipy.stats import wilcoxon
+
+    def table(method: str) -> dict[tuple, float]:
+        return {(r["seed"], r["case"], r["class"]): _f(r["dice"]) for r in cases
+                if r["method"] == method and r["target_device"] == target and r["domain"] == domain}
+
+    a, b = table(reference), table(other)
+    keys = [k for k in a if k in b and not math.isnan(a[k]) and not math.isnan(b[k])]
+    if not keys:
+        return None
+    diff = np.array([a[k] - b[k] for k in keys])
+    if np.allclose(diff, 0):
+        p = 1.0
+    else:
+        p = float(wilcoxon(diff, zero_method="wilcox").pvalue)
+    return {"n": len(keys), "mean_diff": float(diff.mean()), "median_diff": float(np.median(diff)), "p": p,
+            "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum())}
+
+
+def _cell(stats: dict | None) -> str:
+    if not stats:
+        return "not run"
+    return f"{stats['mean']:.3f} ± {stats['std']:.3f}"
+
+
+def _domains(rows: list[dict], target: str) -> list[str]:
+    found = sorted({r["domain"] for r in rows if r["target_device"] == target})
+    ordered = [d for d in ("spectralis", target) if d in found]
+    return ordered + [d for d in found if d not in ordered]
+
+
+def _methods(rows: list[dict], target: str) -> list[str]:
+    return list(dict.fromkeys(r["method"] for r in rows if r["target_device"] == target))
+
+
+def method_table(summary: dict, target: str, methods: list[str], domains: list[str]) -> str:
+    lines = ["| method | " + " | ".join(f"{d}{' (target)' if d == target else ''}" for d in domains) + " |",
+             "|---|" + "---|" * len(domains)]
+    for m in methods:
+        lines.append(f"| {m} | " + " | ".join(_cell(summary.get((target, m, d))) for d in domains) + " |")
+    return "\n".join(lines)
+
+
+def ablation_table(summary: dict, target: str, methods: list[str]) -> str | None:
+    """Head x pair table from methods named ``<prefix>_<head>_<pairs>`` (the grid's names)."""
+    cells = {}
+    for m in methods:
+        parts = m.rsplit("_", 2)
+        if len(parts) == 3 and parts[1] in ("ch", "pool") and parts[2] in ("a", "s", "sa"):
+            cells[(parts[1], parts[2])] = summary.get((target, m, target))
+    if not cells:
+        return None
+    pairs = [p for p in ("a", "s", "sa") if any(k[1] == p for k in cells)]
+    names = {"a": "Pa", "s": "Ps", "sa": "Ps+a"}
+    lines = ["| head | " + " | ".join(names[p] for p in pairs) + " |", "|---|" + "---|" * len(pairs)]
+    for head, label in (("ch", "Cch"), ("pool", "Cpool")):
+        lines.append(f"| {label} | " + " | ".join(_cell(cells.get((head, p))) for p in pairs) + " |")
+    return "\n".join(lines)
+
+
+def plot_bars(summary: dict, target: str, methods: list[str], domains: list[str], out_png: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(methods) * len(domains) / 2), 3.8))
+    width = 0.8 / max(1, len(domains))
+    x = np.arange(len(methods))
+    for i, d in enumerate(domains):
+        stats = [summary.get((target, m, d)) for m in methods]
+        means = [s["mean"] if s else np.nan for s in stats]
+        stds = [s["std"] if s else 0 for s in stats]
+        ax.bar(x + i * width, means, width, yerr=stds, capsize=2, label=d)
+    ax.set_xticks(x + width * (len(domains) - 1) / 2, methods, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("Dice (mean over B-scans)")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"target device {target}: mean ± std over seeds")
+    ax.legend(fontsize=8)
+    save_figure(fig, out_png)
+
+
+def plot_amount(summary: dict, target: str, amount: dict, domains: list[str], out_png: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    xs = sorted(int(k) for k in amount)
+    for d in domains:
+        stats = [summary.get((target, amount[k] if k in amount else amount[str(k)], d)) for k in xs]
+        ax.errorbar(xs, [s["mean"] if s else np.nan for s in stats], yerr=[s["std"] if s else 0 for s in stats],
+                    marker="o", capsize=3, label=d)
+    ax.set_xticks(xs)
+    ax.set(xlabel="unlabeled target patients", ylabel="Dice", title=f"amount of {target} data", ylim=(0, 1))
+    ax.legend(fontsize=8)
+    save_figure(fig, out_png)
+
+
+def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Path, wall_seconds: float,
+                 seeds: list[int], command_line: str) -> Path:
+    rows, cases = read_csv(results_csv), read_csv(per_case_csv)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = summarize(rows)
+    pooled = summarize(rows, "dice_pooled")
+    reference = spec.get("reference")
+    train_hours = sum({(r["method"], r["target_device"], r["seed"]): _f(r["train_seconds"]) for r in rows}.values()) / 3600
+    parts = [
+        f"# {spec.get('name', 'experiment')}: results\n",
+        (spec.get("description") or "").strip() + "\n" if spec.get("description") else "",
+        "Real Spectralis source (Duke DME), **simulated** target devices. Dice per B-scan with the "
+        "nnU-Net rule, averaged over the test B-scans (patients 9-10) of each domain; mean ± std "
+        f"over seeds {seeds}.\n",
+        f"Regenerate: `{command_line}`. Machine: {platform.machine()} CPU, {torch.get_num_threads()} torch "
+        f"threads, torch {torch.__version__}. Training time summed over runs: {train_hours:.2f} h; "
+        f"this invocation's wall time: {wall_seconds / 3600:.2f} h.\n",
+    ]
+    for target in sorted({r["target_device"] for r in rows}):
+        methods, domains = _methods(rows, target), _domains(rows, target)
+        parts.append(f"\n## Target device `{target}`\n\n### All methods (Dice per B-scan)\n\n"
+                     f"{method_table(summary, target, methods, domains)}\n")
+        parts.append(f"\n### Pooled Dice\n\n{method_table(pooled, target, methods, domains)}\n")
+        ablation = ablation_table(summary, target, methods)
+        if ablation:
+            parts.append(f"\n### Head x pair ablation (target Dice)\n\n{ablation}\n")
+        if spec.get("amount"):
+            amount = {int(k): v for k, v in spec["amount"].items()}
+            lines = ["| unlabeled target patients | method | " + " | ".join(domains) + " |",
+                     "|---|---|" + "---|" * len(domains)]
+            for k in sorted(amount):
+                lines.append(f"| {k} | {amount[k]} | " + " | ".join(_cell(summary.get((target, amount[k], d)))
+                                                                  for d in domains) + " |")
+            parts.append("\n### Amount of target data\n\n" + "\n".join(lines) + "\n")
+            plot_amount(summary, target, amount, domains, out_dir / f"amount_{target}.png")
+            parts.append(f"\n![amount](amount_{target}.png)\n")
+        plot_bars(summary, target, methods, domains, out_dir / f"bars_{target}.png")
+        parts.append(f"\n![bars](bars_{target}.png)\n")
+        if reference and reference in methods:
+            lines = [f"| {reference} vs | pairs | mean diff | median diff | wins/losses | Wilcoxon p |",
+                     "|---|---|---|---|---|---|"]
+            for m in methods:
+                if m == reference:
+                    continue
+                t = paired_test(cases, target, reference, m, target)
+                if t:
+                    lines.append(f"| {m} | {t['n']} | {t['mean_diff']:+.3f} | {t['median_diff']:+.3f} | "
+                                 f"{t['wins']}/{t['losses']} | {t['p']:.3g} |")
+            parts.append(f"\n### Paired test on the target domain\n\nWilcoxon signed-rank over (seed, B-scan) "
+                         f"pairs of per-B-scan Dice; positive differences favour {reference}. B-scans where both "
+                         f"masks are empty (NaN) are dropped.\n\n" + "\n".join(lines) + "\n")
+    report = out_dir / "RESULTS.md"
+    atomic_write_text(report, "\n".join(p for p in parts if p))
+    return report

@@ -1,0 +1,257 @@
+"""``segclr experiment``: expand a grid of runs, train and score each, resumably.
+
+An experiment file (``configs/experiments/*.yaml``)::
+
+    name: paper_cpu
+    seeds: [0, 1, 2]
+    target_devices: [cirrus_like]
+    reference: segclr_uda_ch_a         # the method the paired tests compare against
+    base: {trainer: {max_steps: 400}}  # overrides for every cell
+    methods:
+      supervised: {objective: {mode: supervised}}
+      ssl_finetune:                    # a two-stage method: pretrain, then finetune from it
+        pretrain: {objective: {mode: ssl_pretrain}}
+        objective: {mode: finetune}
+      segclr_uda:                      # a grid: one method per combination, named segclr_uda_ch_a ...
+        objective: {mode: segclr_uda}
+        grid: {model.head: [ch, pool], data.pairs: [a, s, s+a]}
+    amount: {0: segclr_dg, 1: segclr_uda_target1, 3: segclr_uda_ch_a}   # optional, for the report
+
+Cells are methods x target devices x seeds. Each cell trains into
+``OUT/runs/<method>/<target>/seed<k>/`` and is finished when its ``eval.json`` exists with the
+same config hash; a killed experiment re-run skips finished cells and resumes an unfinished
+training from its last checkpoint. After every cell the aggregates (``results.csv``,
+``per_case.csv``) are rewritten, and at the end the report (``RESULTS.md`` and figures).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from segclr.config import ConfigError, RunConfig, from_dict
+from segclr.data.domains import DomainBank
+from segclr.evaluation.benchmark import evaluate_domains
+from segclr.inference.predict import Predictor
+from segclr.io.atomic import atomic_write_text
+from segclr.training.trainer import fit
+
+RESULT_FIELDS = ["method", "target_device", "seed", "config_hash", "domain", "class", "dice_mean", "dice_pooled",
+                 "train_seconds"]
+CASE_FIELDS = ["method", "target_device", "seed", "domain", "class", "case", "dice"]
+SPEC_KEYS = {"name", "description", "seeds", "target_devices", "reference", "base", "methods", "amount"}
+
+
+@dataclass
+class Cell:
+    method: str
+    target: str
+    seed: int
+    config: RunConfig
+    pretrain: RunConfig | None = None
+    hash: str = field(default="")
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}/{self.target}/seed{self.seed}"
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, values in over.items():
+        if isinstance(values, dict) and isinstance(out.get(section), dict):
+            out[section] = {**out[section], **values}
+        else:
+            out[section] = values
+    return out
+
+
+def _dotted(key: str, value: Any) -> dict:
+    section, name = key.split(".", 1)
+    return {section: {name: value}}
+
+
+def _slug(value: Any) -> str:
+    return str(value).replace("+", "").replace("/", "-")
+
+
+def load_spec(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: experiment file not found")
+    spec = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    unknown = set(spec) - SPEC_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown experiment key(s) {sorted(unknown)} (known: {sorted(SPEC_KEYS)})")
+    if not spec.get("methods"):
+        raise ConfigError(f"{path}: 'methods' is empty")
+    spec.setdefault("name", path.stem)
+    return spec
+
+
+def expand_methods(spec: dict) -> dict[str, dict]:
+    """name -> overrides (with an optional 'pretrain' entry), grids expanded into one name each."""
+    out: dict[str, dict] = {}
+    for name, body in spec["methods"].items():
+        body = dict(body or {})
+        grid = body.pop("grid", None)
+        if not grid:
+            out[name] = body
+            continue
+        keys = list(grid)
+        for combo in itertools.product(*(grid[k] for k in keys)):
+            over = body
+            for k, v in zip(keys, combo):
+                over = _merge(over, _dotted(k, v))
+            out[f"{name}_" + "_".join(_slug(v) for v in combo)] = over
+    return out
+
+
+def config_hash(cfg: RunConfig, pretrain: RunConfig | None = None) -> str:
+    blob = json.dumps({"cfg": cfg.to_dict(), "pretrain": pretrain.to_dict() if pretrain else None}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+def expand_cells(spec: dict, seeds: list[int] | None = None) -> list[Cell]:
+    base = spec.get("base") or {}
+    seeds = list(seeds if seeds is not None else spec.get("seeds", [0]))
+    cells = []
+    for target in spec.get("target_devices", ["cirrus_like"]):
+        for method, over in expand_methods(spec).items():
+            over = dict(over)
+            pre_over = over.pop("pretrain", None)
+            for seed in seeds:
+                common = _merge(base, {"data": {"target_domains": [target]}, "trainer": {"seed": seed}})
+                try:
+                    pretrain = from_dict(_merge(common, pre_over)) if pre_over is not None else None
+                    values = _merge(common, over)
+                    if pretrain is not None:
+                        values = _merge(values, {"objective": {"init_from": "<pretrain>"}})
+                    cfg = from_dict(values)
+                except ConfigError as err:
+                    raise ConfigError(f"method {method}: {err}") from None
+                cell = Cell(method, target, seed, cfg, pretrain)
+                cell.hash = config_hash(cfg, pretrain)
+                cells.append(cell)
+    return cells
+
+
+def _finished(run_dir: Path, cell: Cell) -> bool:
+    path = run_dir / "eval.json"
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text()).get("config_hash") == cell.hash
+    except json.JSONDecodeError:
+        return False
+
+
+def _train(cfg: RunConfig, out: Path, bank: DomainBank) -> float:
+    """Train into ``out`` unless already done; resume an interrupted run. Returns seconds."""
+    bundle = out / "model.safetensors"
+    if bundle.is_file():
+        return float(json.loads((out / "train.json").read_text())["seconds"]) if (out / "train.json").is_file() else 0.0
+    resume = (out / "checkpoints" / "last.ckpt").is_file()
+    res = fit(cfg, out, resume=resume, bank=bank)
+    atomic_write_text(out / "train.json", json.dumps({"seconds": res.seconds, "steps": res.steps}))
+    return res.seconds
+
+
+def run_cell(cell: Cell, run_dir: Path, bank: DomainBank, progress: bool = False) -> dict:
+    seconds = 0.0
+    cfg = cell.config
+    if cell.pretrain is not None:
+        seconds += _train(cell.pretrain, run_dir / "pretrain", bank)
+        cfg = from_dict(_merge(cfg.to_dict(), {"objective": {"init_from": str(run_dir / "pretrain" / "model.safetensors")}}))
+    seconds += _train(cfg, run_dir / "train", bank)
+    predictor = Predictor(run_dir / "train" / "model.safetensors")
+    summaries = evaluate_domains(predictor, bank, cfg.data.eval_domains, progress=progress)
+    result = {
+        "method": cell.method, "target_device": cell.target, "seed": cell.seed, "config_hash": cell.hash,
+        "train_seconds": round(seconds, 1), "domains": summaries,
+    }
+    atomic_write_text(run_dir / "eval.json", json.dumps(result))
+    return result
+
+
+def _rows(result: dict) -> tuple[list[dict], list[dict]]:
+    rows, cases = [], []
+    for domain, summary in result["domains"].items():
+        for label, m in summary["mean"].items():
+            rows.append({
+                "method": result["method"], "target_device": result["target_device"], "seed": result["seed"],
+                "config_hash": result["config_hash"], "domain": domain, "class": m["name"],
+                "dice_mean": m["Dice"], "dice_pooled": m["pooled_Dice"], "train_seconds": result["train_seconds"],
+            })
+        for case in summary["metric_per_case"]:
+            for label, m in case["metrics"].items():
+                cases.append({
+                    "method": result["method"], "target_device": result["target_device"], "seed": result["seed"],
+                    "domain": domain, "class": summary["mean"][label]["name"], "case": case["reference_file"],
+                    "dice": m["Dice"],
+                })
+    return rows, cases
+
+
+def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def aggregate(out: Path, cells: list[Cell]) -> tuple[Path, Path]:
+    """Rewrite ``results.csv`` and ``per_case.csv`` from the finished cells' ``eval.json``."""
+    rows, cases = [], []
+    for cell in cells:
+        path = out / "runs" / cell.key / "eval.json"
+        if _finished(out / "runs" / cell.key, cell):
+            r, c = _rows(json.loads(path.read_text()))
+            rows += r
+            cases += c
+    _write_csv(out / "results.csv", RESULT_FIELDS, rows)
+    _write_csv(out / "per_case.csv", CASE_FIELDS, cases)
+    return out / "results.csv", out / "per_case.csv"
+
+
+def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] | None = None,
+                   report_dir: str | Path | None = None, dry_run: bool = False) -> list[Cell]:
+    from segclr.experiment.report import write_report
+
+    spec = load_spec(spec_path)
+    cells = expand_cells(spec, seeds)
+    out = Path(out_dir)
+    if dry_run:
+        for cell in cells:
+            state = "done" if _finished(out / "runs" / cell.key, cell) else "todo"
+            print(f"{state:5} {cell.key}  ({cell.config.objective.mode}, {cell.config.trainer.max_steps} steps, "
+                  f"hash {cell.hash})")
+        return cells
+    out.mkdir(parents=True, exist_ok=True)
+    bank = DomainBank(cells[0].config.data.simulation_seed)
+    start = time.perf_counter()
+    for i, cell in enumerate(cells, 1):
+        run_dir = out / "runs" / cell.key
+        if _finished(run_dir, cell):
+            print(f"[{i}/{len(cells)}] {cell.key}: done, skipped", flush=True)
+            continue
+        print(f"[{i}/{len(cells)}] {cell.key}: training ({cell.config.objective.mode})", flush=True)
+        run_cell(cell, run_dir, bank)
+        aggregate(out, cells)
+    results, per_case = aggregate(out, cells)
+    wall = time.perf_counter() - start
+    write_report(spec, results, per_case, Path(report_dir) if report_dir else out, wall_seconds=wall,
+                 seeds=sorted({c.seed for c in cells}), command_line=f"segclr experiment {spec_path} --out {out_dir}")
+    return cells

@@ -1,0 +1,137 @@
+"""The experiment runner: grid expansion, resume after a kill, aggregation by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from segclr.experiment.report import paired_test, summarize, write_report
+from segclr.experiment.runner import expand_cells, load_spec, run_experiment
+
+TINY_BASE = {
+    "data": {"crop_size": 32, "batch_size": 2, "input_height": 64, "eval_domains": ["spectralis"]},
+    "model": {"base_channels": 4, "depth": 2, "head_hidden": 16, "embedding_dim": 8},
+    "trainer": {"max_steps": 2, "progress_bar": False, "checkpoint_every_n_steps": 1},
+}
+
+
+def _spec(tmp_path: Path, methods: dict, **extra) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({"name": "tiny", "seeds": [0], "target_devices": ["cirrus_like"],
+                                    "base": TINY_BASE, "methods": methods, **extra}, sort_keys=False))
+    return path
+
+
+def test_grid_expansion_names_and_hashes(tmp_path):
+    spec = load_spec(_spec(tmp_path, {
+        "sup": {"objective": {"mode": "supervised"}},
+        "uda": {"objective": {"mode": "segclr_uda"}, "grid": {"model.head": ["ch", "pool"], "data.pairs": ["a", "s+a"]}},
+        "ssl": {"pretrain": {"objective": {"mode": "ssl_pretrain"}}, "objective": {"mode": "finetune"}},
+    }, seeds=[0, 1]))
+    cells = expand_cells(spec)
+    names = sorted({c.method for c in cells})
+    assert names == ["ssl", "sup", "uda_ch_a", "uda_ch_sa", "uda_pool_a", "uda_pool_sa"]
+    assert len(cells) == 6 * 2
+    by = {(c.method, c.seed): c for c in cells}
+    assert by[("uda_pool_sa", 1)].config.model.head == "pool" and by[("uda_pool_sa", 1)].config.data.pairs == "s+a"
+    assert by[("ssl", 0)].pretrain.objective.mode == "ssl_pretrain"
+    assert by[("sup", 0)].config.trainer.seed == 0 and by[("sup", 1)].config.trainer.seed == 1
+    assert len({c.hash for c in cells}) == len(cells)
+    assert expand_cells(spec)[0].hash == cells[0].hash  # stable
+
+
+def test_unknown_experiment_key_is_refused(tmp_path):
+    from segclr.config import ConfigError
+
+    with pytest.raises(ConfigError, match="methodz"):
+        load_spec(_spec(tmp_path, {"a": {}}, methodz={}))
+    with pytest.raises(ConfigError, match="method bad.*objective.mode"):
+        expand_cells(load_spec(_spec(tmp_path, {"bad": {"objective": {"mode": "nope"}}})))
+
+
+@pytest.mark.slow
+def test_killed_experiment_resumes_without_retraining(tmp_path):
+    spec = _spec(tmp_path, {"first": {"objective": {"mode": "supervised"}},
+                            "second": {"objective": {"mode": "supervised"}, "trainer": {"lr": 0.002}}})
+    out = tmp_path / "out"
+    code = ("import sys; from segclr.experiment.runner import run_experiment; "
+            f"run_experiment({str(spec)!r}, {str(out)!r})")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / "runs" / "first" / "cirrus_like" / "seed0" / "eval.json"
+    deadline = time.time() + 180
+    while not first.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert first.exists()
+    second = out / "runs" / "second" / "cirrus_like" / "seed0" / "eval.json"
+    assert not second.exists(), "the experiment finished before it could be killed"
+    stamp = first.stat().st_mtime_ns
+    bundle = first.parent / "train" / "model.safetensors"
+    bundle_stamp = bundle.stat().st_mtime_ns
+
+    run_experiment(spec, out)
+    assert first.stat().st_mtime_ns == stamp and bundle.stat().st_mtime_ns == bundle_stamp  # not retrained
+    assert second.exists()
+    rows = (out / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2  # header + one (domain, class) row per cell
+    assert (out / "RESULTS.md").is_file()
+
+
+def _fabricated(tmp_path: Path) -> tuple[Path, Path]:
+    results = tmp_path / "results.csv"
+    lines = ["method,target_device,seed,config_hash,domain,class,dice_mean,dice_pooled,train_seconds"]
+    # method A: target Dice 0.4, 0.5, 0.6 over seeds; method B: 0.3, 0.3, 0.6
+    for seed, (a, b) in enumerate([(0.4, 0.3), (0.5, 0.3), (0.6, 0.6)]):
+        lines.append(f"A,dev,{seed},h,dev,fluid,{a},{a + 0.1},10")
+        lines.append(f"B,dev,{seed},h,dev,fluid,{b},{b},20")
+        lines.append(f"A,dev,{seed},h,spectralis,fluid,0.7,0.7,10")
+    lines.append("B,dev,0,h,spectralis,fluid,nan,nan,20")
+    results.write_text("\n".join(lines) + "\n")
+    per_case = tmp_path / "per_case.csv"
+    case_lines = ["method,target_device,seed,domain,class,case,dice"]
+    diffs = [0.1, 0.2, 0.3, -0.05, 0.15, 0.25]
+    for i, d in enumerate(diffs):
+        case_lines.append(f"A,dev,0,dev,fluid,c{i},{0.5 + d}")
+        case_lines.append(f"B,dev,0,dev,fluid,c{i},0.5")
+    case_lines.append("A,dev,0,dev,fluid,empty,nan")
+    case_lines.append("B,dev,0,dev,fluid,empty,0.0")
+    per_case.write_text("\n".join(case_lines) + "\n")
+    return results, per_case
+
+
+def test_aggregation_matches_hand_computation(tmp_path):
+    from segclr.experiment.report import read_csv
+
+    results, per_case = _fabricated(tmp_path)
+    s = summarize(read_csv(results))
+    a = s[("dev", "A", "dev")]
+    assert a["mean"] == pytest.approx(0.5) and a["std"] == pytest.approx(0.1) and a["n"] == 3
+    b = s[("dev", "B", "dev")]
+    assert b["mean"] == pytest.approx(0.4) and b["std"] == pytest.approx(0.17320508)  # std([.3,.3,.6], ddof=1)
+    assert s[("dev", "A", "spectralis")]["std"] == pytest.approx(0.0, abs=1e-12)
+    assert ("dev", "B", "spectralis") not in s  # only NaN
+    pooled = summarize(read_csv(results), "dice_pooled")
+    assert pooled[("dev", "A", "dev")]["mean"] == pytest.approx(0.6)
+
+    t = paired_test(read_csv(per_case), "dev", "A", "B", "dev")
+    assert t["n"] == 6  # the NaN pair is dropped
+    assert t["mean_diff"] == pytest.approx(sum([0.1, 0.2, 0.3, -0.05, 0.15, 0.25]) / 6)
+    assert t["wins"] == 5 and t["losses"] == 1
+    # exact two-sided Wilcoxon for n=6 with one negative of the smallest rank: W- = 1 -> p = 4/64
+    assert t["p"] == pytest.approx(0.0625)
+
+    report = write_report({"name": "fab", "reference": "A"}, results, per_case, tmp_path / "rep", 3600.0, [0, 1, 2],
+                          "segclr experiment fab.yaml")
+    text = report.read_text()
+    assert "0.500 ± 0.100" in text and "0.400 ± 0.173" in text and "0.0625" in text
+    assert (tmp_path / "rep" / "bars_dev.png").is_file()
