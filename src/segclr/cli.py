@@ -2,8 +2,10 @@
 
     segclr demo      [--out DIR]                      baseline vs SegCLR UDA, report folder
     segclr fit       --config YAML --out DIR [--set section.key=value ...] [--resume]
-    segclr evaluate  --checkpoint CKPT --images DIR --masks DIR [--out summary.json]
-    segclr predict   --checkpoint CKPT --input DIR --output DIR [--overwrite]
+    segclr evaluate  --checkpoint CKPT --images PATH [--masks PATH] [--out summary.json]
+    segclr evaluate  --pred PATH --ref PATH [--out summary.json]      score label volumes (Dice, HD95)
+    segclr predict   --checkpoint CKPT --input PATH --output PATH [--overwrite]
+    segclr export    --checkpoint CKPT --format torchscript|onnx [--out PATH]
     segclr simulate  --device NAME --out DIR [--seed N]
 
 Errors in user input (files, folders, configs) print one line naming the file or key and exit 2.
@@ -18,6 +20,7 @@ from pathlib import Path
 from segclr import __version__
 from segclr.config import ConfigError
 from segclr.io.images import InputError
+from segclr.training.errors import NonFiniteError
 
 EXAMPLES = """examples:
   segclr demo --out segclr-demo
@@ -25,9 +28,23 @@ EXAMPLES = """examples:
   segclr fit --config configs/segclr_uda.yaml --out runs/uda --resume
   segclr evaluate --checkpoint runs/uda/model.safetensors --images sim/cirrus_like/images --masks sim/cirrus_like/masks
   segclr predict --checkpoint runs/uda/model.safetensors --input my_bscans/ --output my_masks/
+  segclr predict --checkpoint runs/uda/model.safetensors --input retouch/ --output pred/      # oct.mhd -> pred/CASE.mhd
+  segclr evaluate --pred pred/ --ref retouch/ --out summary.json                             # reference.mhd
+  segclr export --checkpoint runs/uda/model.safetensors --format onnx
   segclr simulate --device cirrus-like --out sim/cirrus_like
   segclr simulate --preview docs/devices.png
+  segclr experiment configs/experiments/paper_cpu.yaml --out runs/paper_cpu --report-dir docs/results
 """
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,22 +77,66 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. trainer.max_steps=200 (repeatable)")
     f.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
 
-    e = sub.add_parser("evaluate", help="Dice of a model on a folder of B-scans with masks",
-                       description="Score every image in --images against the mask of the same name in --masks "
-                                   "(nnU-Net Dice rule per B-scan, plus pooled Dice); prints a table and optionally "
-                                   "writes an nnU-Net-like summary.json.")
-    e.add_argument("--checkpoint", type=Path, required=True, help="model.safetensors written by fit")
-    e.add_argument("--images", type=Path, required=True)
-    e.add_argument("--masks", type=Path, required=True)
+    e = sub.add_parser("evaluate", help="Dice (and HD95 for volumes) of a model or of predicted masks",
+                       description="With --checkpoint and a folder of PNG/TIFF B-scans in --images: score every image "
+                                   "against the mask of the same name in --masks (nnU-Net Dice rule per B-scan, plus "
+                                   "pooled Dice). With --checkpoint and volumes in --images (a file, a folder of "
+                                   ".mhd/.nii.gz, a RETOUCH folder or an nnU-Net dataset): predict them and score "
+                                   "against --masks or the dataset's own labels. With --pred and --ref: score "
+                                   "predicted label volumes against references (volume and per-B-scan Dice, HD95 in "
+                                   "mm). Prints a table and optionally writes an nnU-Net-like summary.json.")
+    e.add_argument("--checkpoint", type=Path, default=None, help="model.safetensors written by fit")
+    e.add_argument("--images", type=Path, default=None, help="B-scan folder, volume file, folder or dataset")
+    e.add_argument("--masks", type=Path, default=None,
+                   help="reference masks (required for a B-scan folder; optional for datasets with labels)")
+    e.add_argument("--pred", type=Path, default=None, help="predicted label volume(s): file or folder")
+    e.add_argument("--ref", type=Path, default=None,
+                   help="reference label volume(s): file, folder, RETOUCH folder or nnU-Net dataset")
+    e.add_argument("--labels", default=None, metavar="1=IRF,2=SRF",
+                   help="foreground labels to score with --pred/--ref (default: from dataset.json, RETOUCH, "
+                        "or the labels present)")
+    e.add_argument("--batch-size", type=_positive_int, default=8,
+                   help="B-scans per forward pass for volumes (default: %(default)s)")
     e.add_argument("--out", type=Path, default=None, help="summary.json to write")
 
-    pr = sub.add_parser("predict", help="write one mask PNG per input B-scan",
-                        description="Segment every PNG/TIFF B-scan of --input; masks (0 background, 1.. classes) "
-                                    "are written under --output with the same file names, at the input's size.")
+    pr = sub.add_parser("predict", help="segment B-scans or whole volumes",
+                        description="A folder of PNG/TIFF B-scans: one mask PNG per B-scan (0 background, 1.. classes) "
+                                    "under --output, same file names, at the input's size. A volume file (.mhd, .mha, "
+                                    ".nii, .nii.gz; vendor .e2e/.fds/.fda/.img with segclr[vendor]), a folder of them, "
+                                    "a RETOUCH folder (CASE/oct.mhd) or an nnU-Net raw dataset: one label volume per "
+                                    "case in the input's format and geometry (vendor files: .nii.gz), plus "
+                                    "fluid_volumes.csv (nanoliters and affected B-scans per class). Inputs are never "
+                                    "modified; existing outputs are refused without --overwrite.")
     pr.add_argument("--checkpoint", type=Path, required=True)
-    pr.add_argument("--input", type=Path, required=True)
-    pr.add_argument("--output", type=Path, required=True)
-    pr.add_argument("--overwrite", action="store_true", help="replace existing masks in --output")
+    pr.add_argument("--input", type=Path, required=True, help="B-scan folder, volume file, folder or dataset")
+    pr.add_argument("--output", type=Path, required=True,
+                    help="output folder (or, for one volume, a file such as pred.mhd or pred.nii.gz)")
+    pr.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    pr.add_argument("--batch-size", type=_positive_int, default=8,
+                    help="B-scans per forward pass (default: %(default)s)")
+    pr.add_argument("--csv", type=Path, default=None,
+                    help="fluid-volume CSV (default for volumes: OUTPUT/fluid_volumes.csv; B-scan folders: none)")
+    pr.add_argument("--domains", type=Path, default=None,
+                    help="case -> domain mapping (.json or .csv) for an nnU-Net dataset (default: its domains.json)")
+
+    x = sub.add_parser("export", help="export a model bundle to TorchScript or ONNX",
+                       description="Write the bundle's UNet as TorchScript (.pt) or ONNX (.onnx, needs segclr[onnx]), "
+                                   "check that it reproduces the PyTorch output, and store the preprocessing in its "
+                                   "metadata (see model_card.md next to the bundle).")
+    x.add_argument("--checkpoint", type=Path, required=True, help="model.safetensors written by fit")
+    x.add_argument("--format", required=True, choices=["torchscript", "onnx"])
+    x.add_argument("--out", type=Path, default=None, help="output file (default: next to the checkpoint)")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing export")
+
+    x = sub.add_parser("experiment", help="run a grid of fits + evaluations and write the study report",
+                       description="Expand an experiment file (methods x heads x pairs x target devices x seeds), "
+                                   "train and score every cell, skip finished cells (resumable after a kill), and "
+                                   "write results.csv, per_case.csv and RESULTS.md with figures.")
+    x.add_argument("spec", type=Path, help="experiment YAML, e.g. configs/experiments/paper_cpu.yaml")
+    x.add_argument("--out", type=Path, default=Path("runs/experiment"), help="runs and aggregates (default: %(default)s)")
+    x.add_argument("--seeds", type=int, nargs="+", default=None, help="override the file's seeds")
+    x.add_argument("--report-dir", type=Path, default=None, help="where RESULTS.md and figures go (default: --out)")
+    x.add_argument("--dry-run", action="store_true", help="list the cells and whether each is done, train nothing")
 
     s = sub.add_parser("simulate", help="render the embedded data as a simulated OCT device",
                        description="Write the embedded Duke DME B-scans rendered as a simulated device "
@@ -106,21 +167,82 @@ def _cmd_fit(args) -> int:
     return 0
 
 
-def _cmd_evaluate(args) -> int:
-    from segclr.evaluation.evaluate import evaluate_folder, format_summary
+def _parse_labels(text: str | None) -> dict[int, str] | None:
+    if not text:
+        return None
+    labels = {}
+    for item in text.split(","):
+        key, _, name = item.partition("=")
+        try:
+            labels[int(key)] = name.strip() or f"class{int(key)}"
+        except ValueError:
+            raise InputError(f"--labels: {item!r} is not LABEL=NAME (e.g. 1=IRF,2=SRF,3=PED)") from None
+    return labels
 
-    summary = evaluate_folder(args.checkpoint, args.images, args.masks, args.out)
-    print(format_summary(summary))
+
+def _cmd_evaluate(args) -> int:
+    from segclr.io.cases import is_volume_input
+
+    if args.pred is not None or args.ref is not None:
+        from segclr.evaluation.volume_metrics import evaluate_volume_folders, format_volume_summary
+
+        if args.pred is None or args.ref is None:
+            raise InputError("evaluate --pred and --ref go together")
+        if args.checkpoint is not None or args.images is not None:
+            raise InputError("evaluate takes either --pred/--ref or --checkpoint/--images, not both")
+        summary = evaluate_volume_folders(args.pred, args.ref, args.out, labels=_parse_labels(args.labels))
+        print(format_volume_summary(summary))
+    elif args.checkpoint is not None and args.images is not None and is_volume_input(args.images):
+        from segclr.evaluation.volume_metrics import evaluate_checkpoint_on_volumes, format_volume_summary
+
+        summary = evaluate_checkpoint_on_volumes(args.checkpoint, args.images, args.masks, args.out,
+                                                 batch_size=args.batch_size)
+        print(format_volume_summary(summary))
+    elif args.checkpoint is not None and args.images is not None:
+        from segclr.evaluation.evaluate import evaluate_folder, format_summary
+
+        if args.masks is None:
+            raise InputError(f"{args.images}: a folder of B-scans needs --masks")
+        summary = evaluate_folder(args.checkpoint, args.images, args.masks, args.out)
+        print(format_summary(summary))
+    else:
+        raise InputError("evaluate needs --checkpoint with --images (and --masks), or --pred with --ref")
     if args.out:
         print(f"summary written to {args.out}")
     return 0
 
 
 def _cmd_predict(args) -> int:
+    from segclr.io.cases import is_volume_input
+
+    if is_volume_input(args.input):
+        from segclr.inference.volumes import format_fluid_table, predict_volumes
+
+        res = predict_volumes(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
+                              batch_size=args.batch_size, csv_path=args.csv, domain_map=args.domains)
+        print(format_fluid_table(res.rows, res.classes))
+        print(f"wrote {len(res.outputs)} label volumes to {args.output}; fluid volumes in {res.csv}")
+        return 0
+    if args.csv is not None:
+        from segclr.inference.volumes import predict_bscan_folder
+
+        res = predict_bscan_folder(args.checkpoint, args.input, args.output, args.csv, overwrite=args.overwrite)
+        print(f"wrote {len(res.outputs)} masks to {args.output}; fluid volumes in {res.csv}")
+        return 0
     from segclr.inference.predict import predict_folder
 
     written = predict_folder(args.checkpoint, args.input, args.output, overwrite=args.overwrite)
     print(f"wrote {len(written)} masks to {args.output}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from segclr.inference.export import export_model
+
+    res = export_model(args.checkpoint, args.format, args.out, overwrite=args.overwrite)
+    print(f"wrote {res.path} ({res.format}); max |exported - PyTorch| = {res.max_abs_diff:.2g} on a check batch")
+    if res.card:
+        print(f"model card: {res.card}")
     return 0
 
 
@@ -140,8 +262,17 @@ def _cmd_simulate(args) -> int:
     return 0
 
 
+def _cmd_experiment(args) -> int:
+    from segclr.experiment.runner import run_experiment
+
+    run_experiment(args.spec, args.out, seeds=args.seeds, report_dir=args.report_dir, dry_run=args.dry_run)
+    if not args.dry_run:
+        print(f"results in {args.out}/results.csv; report in {args.report_dir or args.out}/RESULTS.md")
+    return 0
+
+
 COMMANDS = {"demo": _cmd_demo, "fit": _cmd_fit, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
-            "simulate": _cmd_simulate}
+            "simulate": _cmd_simulate, "export": _cmd_export, "experiment": _cmd_experiment}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, ConfigError) as err:
         print(f"segclr {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except NonFiniteError as err:
+        print(f"segclr {args.command}: training stopped: {err}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from segclr.data.preprocess import Preprocessing, pad_to_multiple, resize_image
+from segclr.inference.shift import bottleneck_embeddings, shift_scores, split_bundle_tensors
 from segclr.io.bundle import load_bundle
 from segclr.io.images import InputError, read_image, write_mask
 from segclr.models import UNet
@@ -27,6 +28,7 @@ class Predictor:
 
     def __init__(self, checkpoint: str | Path, device: str | torch.device = "cpu") -> None:
         state, meta = load_bundle(checkpoint)
+        state, self.shift_stats = split_bundle_tensors(state)
         m = meta["model"]
         self.meta = meta
         self.classes: list[str] = list(meta["classes"])
@@ -43,6 +45,22 @@ class Predictor:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def shift_threshold(self) -> float | None:
+        return None if self.shift_stats is None else float(self.shift_stats["threshold"][0])
+
+    def shift_scores(self, images: list[np.ndarray]) -> np.ndarray | None:
+        """Per-B-scan domain-shift score (see :mod:`segclr.inference.shift`); None for bundles without statistics."""
+        if self.shift_stats is None:
+            return None
+        scores = []
+        for image in images:
+            h, w = image.shape
+            x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(self.device)
+            x, _ = pad_to_multiple(resize_image(x, self.prep.working_size(h, w)), self.prep.pad_multiple)
+            scores.append(shift_scores(bottleneck_embeddings(self.net, x), self.shift_stats))
+        return torch.cat(scores).numpy()
+
     @torch.inference_mode()
     def probabilities(self, image: np.ndarray) -> torch.Tensor:
         """(H, W) float [0, 1] -> (C, H, W) softmax probabilities at the input size."""
@@ -58,6 +76,29 @@ class Predictor:
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return self.probabilities(image).argmax(0).numpy().astype(np.uint8)
+
+    @torch.inference_mode()
+    def probabilities_batch(self, images: np.ndarray) -> torch.Tensor:
+        """(N, H, W) float [0, 1] B-scans of one size -> (N, C, H, W) softmax probabilities.
+
+        Same preprocessing as :meth:`probabilities`, applied to the whole batch at once.
+        """
+        images = np.asarray(images)
+        if images.ndim != 3:
+            raise ValueError(f"expected a batch of B-scans (N, H, W), got shape {images.shape}")
+        n, h, w = images.shape
+        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[:, None].to(self.device)
+        x = resize_image(x, self.prep.working_size(h, w))
+        x, (wh, ww) = pad_to_multiple(x, self.prep.pad_multiple)
+        logits = self.net(x)[..., :wh, :ww]
+        probs = torch.softmax(logits.float(), dim=1)
+        if (wh, ww) != (h, w):
+            probs = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
+        return probs.cpu()
+
+    def predict_batch(self, images: np.ndarray) -> np.ndarray:
+        """(N, H, W) B-scans of one size -> (N, H, W) uint8 masks, equal to calling the predictor on each."""
+        return self.probabilities_batch(images).argmax(1).numpy().astype(np.uint8)
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -23,6 +23,7 @@ from segclr.io.bundle import load_bundle
 from segclr.io.images import InputError
 from segclr.models import UNet
 from segclr.objectives import build_objective
+from segclr.training.errors import NonFiniteError
 
 
 def build_unet(cfg: RunConfig) -> UNet:
@@ -36,10 +37,6 @@ def load_unet_weights(net: UNet, bundle_path: str) -> None:
         net.load_state_dict(state)
     except RuntimeError as err:
         raise InputError(f"{bundle_path}: its UNet does not match this config's model section ({err})") from None
-
-
-class NonFiniteError(RuntimeError):
-    """Training produced NaN/Inf losses (or was fed NaN/Inf inputs) for too many steps in a row."""
 
 
 def _first_nonfinite_input(batch: dict, prefix: str = "") -> str | None:

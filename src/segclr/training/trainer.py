@@ -32,6 +32,7 @@ from segclr.data.preprocess import pad_to_multiple
 from segclr.objectives.adaptation import adapt_batchnorm
 from segclr.evaluation.report import plot_training_curves
 from segclr.inference.export import write_model_card
+from segclr.inference.shift import bottleneck_embeddings, fit_shift_statistics, to_bundle_tensors
 from segclr.io.atomic import atomic_write_text
 from segclr.io.bundle import save_bundle
 from segclr.io.images import InputError
@@ -109,6 +110,14 @@ def _prepend_history(path: Path, history: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def _training_shift_statistics(module: SegCLRModule, data: SegCLRDataModule) -> dict[str, torch.Tensor]:
+    """Bottleneck-feature statistics of every training B-scan, for the domain-shift warning."""
+    vols = data._labeled + [v for vols in data._unlabeled.values() for v in vols]
+    images, _ = pad_to_multiple(torch.cat([v.images for v in vols]), data.prep.pad_multiple)
+    emb = bottleneck_embeddings(module.net, images.to(module.device))
+    return to_bundle_tensors(fit_shift_statistics(emb))
+
+
 def _adapt_to_targets(module: SegCLRModule, data: SegCLRDataModule) -> None:
     """AdaBN: BatchNorm statistics of the trained UNet re-estimated on the target-train images."""
     images = torch.cat([v.images for vols in data._unlabeled.values() for v in vols])
@@ -175,7 +184,8 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
     bundle = out / "model.safetensors"
     trainer.save_checkpoint(last, weights_only=False)  # collective under DDP: every rank calls it, rank 0 writes
     if trainer.is_global_zero:
-        save_bundle(bundle, module.net.state_dict(), bundle_metadata(cfg, module, seconds, trainer.global_step))
+        tensors = {**module.net.state_dict(), **_training_shift_statistics(module, data)}
+        save_bundle(bundle, tensors, bundle_metadata(cfg, module, seconds, trainer.global_step))
         write_model_card(bundle)  # model_card.md/.json next to the bundle
         if history:
             _prepend_history(metrics, history)

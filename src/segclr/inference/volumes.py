@@ -1,0 +1,270 @@
+"""Whole-volume prediction: slice-wise batched inference, masks in the input's geometry, fluid volumes.
+
+``predict_volumes(checkpoint, input, output)`` takes a volume file, a folder of volumes, a
+RETOUCH folder or an nnU-Net raw dataset (see :mod:`segclr.io.cases`), segments every B-scan
+(array axis 0) in batches with the same preprocessing as training, and writes one label volume
+per case in the input's format with the input's spacing, origin and direction (vendor files,
+which cannot be written, give NIfTI). Every file is written atomically; inputs are never
+touched, and existing outputs are refused unless ``overwrite``.
+
+A CSV (default ``OUTPUT/fluid_volumes.csv``) gets one row per volume: its geometry, and per
+class the fluid volume in nanoliters (voxels x voxel volume in mm^3 x 1000, since
+1 mm^3 = 1 uL = 1000 nL) and the number of B-scans that contain that class. Volumes whose
+spacing is unknown (PNG folders without ``volume.json``, Zeiss ``.img``) get blank nanoliters.
+
+Intensities: 8-bit data is divided by 255 and 16-bit by 65535 (as for PNG B-scans); other
+types are used as they are when already within [0, 1], else min-max scaled per volume.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from segclr.inference.predict import Predictor
+from segclr.io.atomic import atomic_write_text
+from segclr.io.cases import CaseSet, find_cases
+from segclr.io.images import InputError
+from segclr.io.volumes import (VENDOR_SUFFIXES, Volume, companion_files, probe_volume, read_volume, strip_suffix,
+                               volume_suffix, write_volume)
+
+NL_PER_MM3 = 1000.0
+CSV_NAME = "fluid_volumes.csv"
+
+
+def normalize_intensity(array: np.ndarray, where: str | Path = "volume") -> np.ndarray:
+    """Volume intensities -> float32 in [0, 1] (see the module docstring for the rule)."""
+    arr = np.asarray(array)
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 65535.0
+    out = arr.astype(np.float32)
+    if not np.isfinite(out).all():
+        raise InputError(f"{where}: volume contains NaN or infinite voxels")
+    lo, hi = float(out.min()), float(out.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return out
+    return (out - lo) / (hi - lo) if hi > lo else np.zeros_like(out)
+
+
+def segment_volume(predictor: Predictor, volume: Volume | np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """Label every B-scan of a (slices, H, W) volume, ``batch_size`` B-scans at a time -> uint8 mask."""
+    vol = volume if isinstance(volume, Volume) else Volume(np.asarray(volume))
+    where = vol.path or "volume"
+    if min(vol.shape[1:]) < 8:
+        raise InputError(f"{where}: B-scans of {vol.shape[1]} x {vol.shape[2]} pixels; at least 8 x 8 needed")
+    images = normalize_intensity(vol.array, where)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    out = np.empty(vol.shape, dtype=np.uint8)
+    for start in range(0, vol.shape[0], batch_size):
+        out[start:start + batch_size] = predictor.predict_batch(images[start:start + batch_size])
+    return out
+
+
+def fluid_statistics(mask: np.ndarray, spacing_mm: tuple[float, float, float] | None,
+                     classes: dict[int, str]) -> dict[str, object]:
+    """Per class: voxels, nanoliters (``None`` without spacing) and affected B-scans; plus totals.
+
+    ``mask`` is (slices, H, W) or a sequence of 2D masks; ``classes`` maps foreground labels to
+    names. Nanoliters = voxels x prod(spacing_mm) x 1000. Keys: ``voxel_nl``, ``<name>_voxels``,
+    ``<name>_nl``, ``<name>_bscans``, ``total_fluid_voxels``, ``total_fluid_nl``, ``total_fluid_bscans``
+    (B-scans with any foreground class).
+    """
+    n = max(classes, default=0) + 1
+    counts = np.stack([np.bincount(np.asarray(sl).ravel().astype(np.int64), minlength=n)[:n] for sl in mask]) \
+        if len(mask) else np.zeros((0, n), dtype=np.int64)
+    voxel_nl = None if spacing_mm is None else float(np.prod(spacing_mm)) * NL_PER_MM3
+    stats: dict[str, object] = {"voxel_nl": voxel_nl}
+    labels = sorted(classes)
+    for label in labels:
+        voxels = int(counts[:, label].sum())
+        stats[f"{classes[label]}_voxels"] = voxels
+        stats[f"{classes[label]}_nl"] = None if voxel_nl is None else voxels * voxel_nl
+        stats[f"{classes[label]}_bscans"] = int((counts[:, label] > 0).sum())
+    fg = counts[:, labels].sum(1) if labels else np.zeros(len(mask), dtype=np.int64)
+    stats["total_fluid_voxels"] = int(fg.sum())
+    stats["total_fluid_nl"] = None if voxel_nl is None else int(fg.sum()) * voxel_nl
+    stats["total_fluid_bscans"] = int((fg > 0).sum())
+    return stats
+
+
+@dataclass
+class VolumePrediction:
+    outputs: list[Path]
+    csv: Path | None
+    rows: list[dict] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)  # foreground class names, in label order
+
+
+def _output_ending(input_path: Path, preferred: str | None) -> str:
+    suffix = volume_suffix(input_path)
+    if input_path.is_dir():
+        return ".png"
+    if suffix in VENDOR_SUFFIXES:
+        return ".nii.gz"
+    return preferred or suffix
+
+
+def plan_outputs(cases: CaseSet, output: Path) -> list[Path]:
+    """Where each case's mask goes: ``output`` itself for one case and a volume suffix, else a folder."""
+    single_file = bool(volume_suffix(output)) and not output.is_dir()
+    if single_file:
+        if len(cases.cases) != 1:
+            raise InputError(f"{output}: {len(cases.cases)} volumes to write; --output must be a folder")
+        if volume_suffix(output) in VENDOR_SUFFIXES:
+            raise InputError(f"{output}: vendor formats cannot be written; use .nii.gz or .mhd")
+        return [output]
+    targets = []
+    for case in cases.cases:
+        if case.image is None:
+            raise InputError(f"{cases.path / case.case_id}: no image volume (oct.mhd) for case {case.case_id}")
+        ending = _output_ending(case.image, cases.file_ending if cases.layout in ("nnunet", "retouch") else None)
+        targets.append(output / case.case_id if ending == ".png" else output / f"{case.case_id}{ending}")
+    return targets
+
+
+def _input_files(path: Path) -> list[Path]:
+    files = [path]
+    if volume_suffix(path) == ".mhd":
+        files.append(path.with_suffix(".raw"))
+        try:  # the data file the header names, when it is not the usual stem.raw
+            for line in path.read_text(errors="replace").splitlines():
+                if line.strip().lower().startswith("elementdatafile"):
+                    files.append(path.parent / line.split("=", 1)[1].strip())
+        except OSError:
+            pass
+    return [f.resolve() for f in files]
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
+    atomic_write_text(path, buf.getvalue())
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    return str(value)
+
+
+def shift_columns(predictor: Predictor, images: np.ndarray) -> dict:
+    """Domain-shift score of a volume (mean over its B-scans) and whether it is flagged."""
+    scores = predictor.shift_scores(list(images))
+    if scores is None:
+        return {"shift_score": None, "shift_threshold": None, "shift_flag": None}
+    score = float(np.mean(scores))
+    return {"shift_score": score, "shift_threshold": predictor.shift_threshold,
+            "shift_flag": bool(score > predictor.shift_threshold)}
+
+
+def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str | Path, overwrite: bool = False,
+                    batch_size: int = 8, csv_path: str | Path | None = None, progress: bool = True,
+                    domain_map: str | Path | None = None, predictor: Predictor | None = None) -> VolumePrediction:
+    """Segment every volume of ``input_path`` into ``output``; write the fluid-volume CSV; see the module doc."""
+    input_path, output = Path(input_path), Path(output)
+    cases = find_cases(input_path, domain_map)
+    if input_path.is_dir() and output.resolve() == input_path.resolve():
+        raise InputError(f"{output}: output folder is the input folder; choose another --output")
+    targets = plan_outputs(cases, output)
+    if csv_path is None:
+        single_file = bool(volume_suffix(output)) and not output.is_dir()
+        csv_path = output.parent / f"{strip_suffix(output)}_{CSV_NAME}" if single_file else output / CSV_NAME
+    csv_path = Path(csv_path)
+
+    inputs = {f for case in cases.cases if case.image is not None for f in _input_files(case.image)}
+    planned = [f for t in targets for f in (companion_files(t) if t.suffix else [t])] + [csv_path]
+    for f in planned:
+        if f.resolve() in inputs or any(f.resolve() == p or p in f.resolve().parents for p in inputs if p.is_dir()):
+            raise InputError(f"{f}: would overwrite an input; choose another --output")
+    existing = [f for f in planned if f.exists()]
+    if existing and not overwrite:
+        raise InputError(f"{existing[0]}: output exists ({len(existing)} files would be overwritten); pass --overwrite")
+
+    predictor = predictor or Predictor(checkpoint)
+    for case in cases.cases:  # every input checked (headers against data sizes) before anything is written
+        probe_volume(case.image)
+    classes = {i: n for i, n in enumerate(predictor.classes) if i > 0}
+    rows: list[dict] = []
+    for case, target in tqdm(list(zip(cases.cases, targets)), desc="predict", unit="volume", disable=not progress):
+        volume = read_volume(case.image)
+        mask = segment_volume(predictor, volume, batch_size)
+        if volume.format == "bscans" and not volume_suffix(target):
+            from segclr.io.bscans import write_bscan_folder
+
+            write_bscan_folder(target, volume.with_array(mask), kind="mask")
+        else:
+            fmt = "nifti" if volume.format == "vendor" else volume.format
+            write_volume(target, volume.with_array(mask, format=fmt, path=target))
+        z, h, w = volume.shape
+        sp = volume.spacing_mm or (None, None, None)
+        row = {"case": case.case_id, "domain": case.domain or "", "input": str(case.image), "output": str(target),
+               "format": volume.format, "slices": z, "height": h, "width": w,
+               "spacing_z_mm": sp[0], "spacing_y_mm": sp[1], "spacing_x_mm": sp[2]}
+        row.update(fluid_statistics(mask, volume.spacing_mm, classes))
+        row.update(shift_columns(predictor, normalize_intensity(volume.array, case.image)))
+        if row.get("shift_flag"):
+            tqdm.write(f"warning: {case.case_id} looks unlike the training data (shift score "
+                       f"{row['shift_score']:.2f} > {row['shift_threshold']:.2f}); check its segmentation")
+        rows.append(row)
+        write_csv(csv_path, rows)  # rewritten after each volume, so an interrupted run keeps its rows
+    return VolumePrediction(targets, csv_path, rows, list(classes.values()))
+
+
+def predict_bscan_folder(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Path,
+                         csv_path: str | Path, overwrite: bool = False, progress: bool = True) -> VolumePrediction:
+    """:func:`predict_folder` (one mask PNG per B-scan) plus a one-row fluid CSV for the folder as a volume.
+
+    The spacing comes from the input folder's ``volume.json`` (see :mod:`segclr.io.bscans`); without
+    it the nanoliter columns stay blank.
+    """
+    from segclr.inference.predict import predict_folder
+    from segclr.io.bscans import read_sidecar
+    from segclr.io.images import read_mask
+
+    input_dir, csv_path = Path(input_dir), Path(csv_path)
+    if csv_path.exists() and not overwrite:
+        raise InputError(f"{csv_path}: output exists; pass --overwrite")
+    predictor = Predictor(checkpoint)
+    side = read_sidecar(input_dir) if input_dir.is_dir() else {}
+    spacing = Volume(np.zeros((1, 1, 1)), side.get("spacing_mm")).spacing_mm if side.get("spacing_mm") else None
+    written = predict_folder(checkpoint, input_dir, output_dir, overwrite=overwrite, progress=progress)
+    masks = [read_mask(f, predictor.num_classes) for f in written]
+    classes = {i: n for i, n in enumerate(predictor.classes) if i > 0}
+    shapes = {m.shape for m in masks}
+    h, w = next(iter(shapes)) if len(shapes) == 1 else ("", "")
+    sp = spacing or (None, None, None)
+    row = {"case": input_dir.name, "domain": "", "input": str(input_dir), "output": str(output_dir),
+           "format": "bscans", "slices": len(masks), "height": h, "width": w,
+           "spacing_z_mm": sp[0], "spacing_y_mm": sp[1], "spacing_x_mm": sp[2]}
+    row.update(fluid_statistics(masks, spacing, classes))
+    write_csv(csv_path, [row])
+    return VolumePrediction(written, csv_path, [row], list(classes.values()))
+
+
+def format_fluid_table(rows: list[dict], classes: list[str]) -> str:
+    """A console table: case, then nanoliters and affected B-scans per class."""
+    head = f"{'case':<24}" + "".join(f"{c + ' nl':>14}{c + ' B-scans':>14}" for c in classes)
+    lines = [head]
+    for r in rows:
+        cells = []
+        for c in classes:
+            nl = r.get(f"{c}_nl")
+            cells.append(f"{'n/a' if nl is None else f'{nl:.3f}':>14}{r.get(f'{c}_bscans', 0):>14}")
+        lines.append(f"{r['case']:<24}" + "".join(cells))
+    return "\n".join(lines)

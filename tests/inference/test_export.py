@@ -1,0 +1,78 @@
+"""Export to TorchScript/ONNX reproduces the PyTorch output; model cards describe the bundle."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from segclr.inference.export import export_model, write_model_card
+from segclr.inference.predict import Predictor
+from segclr.io.images import InputError
+
+
+def _bscan_batch(prep, n=2, width=52):
+    torch.manual_seed(3)
+    return torch.rand(n, 1, prep.input_height, width)
+
+
+def test_torchscript_export_reproduces_pytorch(tiny_bundle, tmp_path):
+    out = tmp_path / "model.pt"
+    res = export_model(tiny_bundle, "torchscript", out)
+    assert res.path == out and res.max_abs_diff <= 1e-4
+    predictor = Predictor(tiny_bundle)
+    x = _bscan_batch(predictor.prep)  # a size the export was neither traced nor checked with
+    extra = {"segclr.json": ""}
+    loaded = torch.jit.load(str(out), _extra_files=extra)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), predictor.net(x), atol=1e-4)
+    meta = json.loads(extra["segclr.json"])
+    assert json.loads(meta["classes"]) == ["background", "IRF", "SRF"]
+    assert json.loads(meta["preprocess"]) == {"input_height": 32, "pad_multiple": 4}
+    # a model card travels with an export written to another folder
+    assert res.card == tmp_path / "model_card.md" and res.card.is_file()
+    with pytest.raises(InputError, match=r"model\.pt: output exists"):
+        export_model(tiny_bundle, "torchscript", out)
+
+
+def test_onnx_export_reproduces_pytorch(tiny_bundle, tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    out = tmp_path / "model.onnx"
+    res = export_model(tiny_bundle, "onnx", out)
+    assert res.max_abs_diff <= 1e-4
+    predictor = Predictor(tiny_bundle)
+    x = _bscan_batch(predictor.prep, n=3, width=44)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (got,) = session.run(["logits"], {"image": x.numpy()})
+    with torch.no_grad():
+        assert np.allclose(got, predictor.net(x).numpy(), atol=1e-4)
+    props = session.get_modelmeta().custom_metadata_map
+    assert json.loads(props["classes"]) == ["background", "IRF", "SRF"]
+
+
+def test_export_errors_name_the_file(tiny_bundle, tmp_path):
+    with pytest.raises(InputError, match="unknown export format"):
+        export_model(tiny_bundle, "tflite")
+    fake = tmp_path / "fake.safetensors"
+    fake.write_bytes(b"not a model")
+    with pytest.raises(InputError, match=r"fake\.safetensors"):
+        export_model(fake, "torchscript", tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_model_card_lists_classes_preprocessing_domains_and_metrics(tiny_bundle, tmp_path):
+    card = write_model_card(tiny_bundle, tmp_path / "model_card.md")
+    text = card.read_text()
+    assert "`1`: IRF" in text and "`2`: SRF" in text and "to 32 rows" in text and "multiple of 4" in text
+    assert "Labeled domain: spectralis" in text and "cirrus_like" in text and "None recorded" in text
+    data = json.loads((tmp_path / "model_card.json").read_text())
+    assert data["classes"] == {"0": "background", "1": "IRF", "2": "SRF"}
+    assert data["training"]["domains"] == {"labeled": "spectralis", "unlabeled": ["cirrus_like"]}
+    assert "3.87 um per row" in data["spacing"]
+    metrics = {"source": "summary.json", "foreground_mean": {"Dice": 0.5}, "per_class": {"1": {"name": "IRF",
+                                                                                              "Dice": 0.5}}}
+    text = write_model_card(tiny_bundle, tmp_path / "model_card.md", metrics=metrics).read_text()
+    assert "Dice 0.500" in text
