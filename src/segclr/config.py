@@ -52,6 +52,8 @@ class DataConfig:
     pairs: str = "a"              # a = Pa, s = Ps, s+a = Ps+a
     pair_distance: int = 2        # Ps partner within this many slices of the same volume
     simulation_seed: int = 0      # seed of the device simulator (fixed per benchmark)
+    # Your own volumes instead of the embedded benchmark: a dataset YAML (see segclr.data.domains.load_dataset)
+    dataset: str = ""
     # Pick the training crop's centre on a fluid pixel with this probability (labeled stream).
     fluid_crop_prob: float = 0.5
     # How many target-train patients (of 6-8) the target streams use; -1 = all. 0 removes the

@@ -22,6 +22,7 @@ from segclr.config import RunConfig
 from segclr.data.domains import DomainBank, Volume
 from segclr.data.pairs import slice_pair
 from segclr.data.preprocess import Preprocessing, to_working
+from segclr.io.images import InputError
 
 
 @dataclass
@@ -117,7 +118,7 @@ class SegCLRDataModule(L.LightningDataModule):
     def __init__(self, cfg: RunConfig, bank: DomainBank | None = None) -> None:
         super().__init__()
         self.cfg = cfg
-        self.bank = bank or DomainBank(cfg.data.simulation_seed)
+        self.bank = bank or DomainBank(cfg.data.simulation_seed, dataset=cfg.data.dataset or None)
         self.prep = Preprocessing(cfg.data.input_height, 2**cfg.model.depth)
         self._labeled: list[WorkingVolume] = []
         self._unlabeled: dict[str, list[WorkingVolume]] = {}
@@ -136,7 +137,16 @@ class SegCLRDataModule(L.LightningDataModule):
             return
         cfg = self.cfg
         for domain, role in cfg.labeled_sets:
-            self._labeled += [to_working_volume(v, self.prep) for v in self.bank.volumes(domain, role)]
+            vols = self.bank.volumes(domain, role)
+            unlabeled = [v.names[0].split("#")[0] for v in vols if not v.labeled]
+            if unlabeled:
+                raise InputError(f"{unlabeled[0]}: domain {domain} role {role} trains with labels, but this volume has none")
+            for v in vols:
+                top = max(int(m.max()) for m in v.masks)
+                if top >= cfg.model.num_classes:
+                    raise InputError(f"{v.names[0].split('#')[0]}: label {top} but model.num_classes is "
+                                     f"{cfg.model.num_classes} (RETOUCH needs 4)")
+            self._labeled += [to_working_volume(v, self.prep) for v in vols]
         for d in cfg.unlabeled_domains:
             vols = self.bank.volumes(d, "source_train" if d == cfg.data.source_domain else "target_train")
             if d != cfg.data.source_domain and cfg.data.target_patients >= 0:

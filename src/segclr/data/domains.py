@@ -40,6 +40,8 @@ class Volume:
     images: list[np.ndarray]            # float32 (H, W) in [0, 1]
     masks: list[np.ndarray]             # int64 (H, W)
     names: list[str] = field(default_factory=list)
+    role: str | None = None             # split role from a dataset file; None = the benchmark's SPLITS
+    labeled: bool = True
 
     def __len__(self) -> int:
         return len(self.images)
@@ -91,14 +93,21 @@ def load_spectralis(root: Path | None = None, patients: tuple[int, ...] | None =
 
 
 class DomainBank:
-    """Lazily builds and caches every domain's volumes (rendering simulated devices once)."""
+    """Lazily builds and caches every domain's volumes (rendering simulated devices once).
 
-    def __init__(self, simulation_seed: int = 0, root: Path | None = None) -> None:
+    With a ``dataset`` file (see :func:`load_dataset`) the domains come from the user's
+    volumes instead of the embedded benchmark.
+    """
+
+    def __init__(self, simulation_seed: int = 0, root: Path | None = None, dataset: str | Path | None = None) -> None:
         self.simulation_seed = simulation_seed
         self.root = root
-        self._cache: dict[str, list[Volume]] = {}
+        self._cache: dict[str, list[Volume]] = load_dataset(dataset) if dataset else {}
+        self.external = bool(dataset)
 
     def domain(self, name: str) -> list[Volume]:
+        if self.external and name not in self._cache:
+            raise InputError(f"domain {name!r} is not in the dataset file (it has: {', '.join(self._cache)})")
         if name not in self._cache:
             source = self._cache.get(SOURCE_DOMAIN) or load_spectralis(self.root)
             self._cache[SOURCE_DOMAIN] = source
@@ -108,8 +117,11 @@ class DomainBank:
 
     def volumes(self, name: str, role: str) -> list[Volume]:
         """Volumes of ``name`` whose patients belong to split ``role``."""
+        vols = self.domain(name)
+        if self.external:
+            return [v for v in vols if v.role == role]
         allowed = patients_for(role)
-        return [v for v in self.domain(name) if v.patient in allowed]
+        return [v for v in vols if v.patient in allowed]
 
 
 def simulate_domain(source: list[Volume], device: str, seed: int) -> list[Volume]:
@@ -129,3 +141,67 @@ def all_domain_names() -> list[str]:
     from segclr.data.simulate import device_names
 
     return [SOURCE_DOMAIN, *device_names()]
+
+
+DATASET_ROLES = ("source_train", "target_train", "test")
+
+
+def load_dataset(path: str | Path) -> dict[str, list[Volume]]:
+    """Domains from a dataset file: each domain a list of volumes, with labels or without.
+
+    ::
+
+        domains:
+          spectralis:
+            - {image: retouch/TRAIN001/oct.mhd, label: retouch/TRAIN001/reference.mhd, role: source_train}
+            - {image: retouch/TRAIN002/oct.mhd, label: retouch/TRAIN002/reference.mhd, role: test}
+          cirrus:
+            - {image: cirrus/vol1.nii.gz, role: target_train}          # unlabeled
+            - {folder: retouch_cirrus/, role: target_train}             # every case of a folder/dataset
+
+    Paths are relative to the file. Any format of :mod:`segclr.io.volumes` is accepted; images
+    are scaled to [0, 1] as at prediction. ``role`` is one of source_train, target_train, test.
+    """
+    import yaml
+
+    from segclr.inference.volumes import normalize_intensity
+    from segclr.io.cases import find_cases
+    from segclr.io.volumes import read_volume
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: dataset file not found")
+    spec = yaml.safe_load(path.read_text()) or {}
+    domains = spec.get("domains") if isinstance(spec, dict) else None
+    if not isinstance(domains, dict) or not domains:
+        raise InputError(f"{path}: needs a 'domains' mapping of domain name -> list of volumes")
+    out: dict[str, list[Volume]] = {}
+    patient = 0
+    for name, entries in domains.items():
+        if not isinstance(entries, list):
+            raise InputError(f"{path}: domain {name!r} must be a list of volumes")
+        for k, entry in enumerate(entries):
+            where = f"{path}: domains.{name}[{k}]"
+            if not isinstance(entry, dict) or entry.get("role") not in DATASET_ROLES or not (
+                    ("image" in entry) ^ ("folder" in entry)):
+                raise InputError(f"{where}: needs 'image' (or 'folder') and a role in {DATASET_ROLES}")
+            unknown = set(entry) - {"image", "label", "folder", "role"}
+            if unknown:
+                raise InputError(f"{where}: unknown key(s) {sorted(unknown)}")
+            if "folder" in entry:
+                cases = find_cases(path.parent / entry["folder"]).cases
+                pairs = [(c.image, c.label) for c in cases]
+            else:
+                pairs = [(path.parent / entry["image"], path.parent / entry["label"] if entry.get("label") else None)]
+            for image_path, label_path in pairs:
+                image = read_volume(image_path)
+                arr = normalize_intensity(image.array, image_path)
+                label = read_volume(label_path, kind="label").array.astype(np.int64) if label_path else None
+                if label is not None and label.shape != arr.shape:
+                    raise InputError(f"{label_path}: label shape {label.shape} differs from image {arr.shape}")
+                masks = list(label) if label is not None else [np.zeros(arr.shape[1:], np.int64)] * len(arr)
+                patient += 1
+                out.setdefault(name, []).append(Volume(
+                    name, patient, list(arr), masks, [f"{image_path}#{i}" for i in range(len(arr))],
+                    role=entry["role"], labeled=label is not None))
+    return out

@@ -40,6 +40,9 @@ def evaluate_folder(checkpoint: str | Path, images_dir: str | Path, masks_dir: s
     if missing:
         raise InputError(f"{masks_dir / missing[0]}: mask missing for image {missing[0]} ({len(missing)} missing)")
     cases = [(f.name, read_image(f), read_mask(masks_dir / f.name, predictor.num_classes)) for f in files]
+    for name, image, mask in cases:
+        if image.shape != mask.shape:
+            raise InputError(f"{masks_dir / name}: mask shape {mask.shape} differs from image shape {image.shape}")
     summary = score_pairs(predictor, cases, progress=progress, total=len(cases)).summary()
     summary["checkpoint"] = str(checkpoint)
     if out is not None:

@@ -70,7 +70,8 @@ def plot_overlays(rows: list[dict], out_png: Path, title: str = "") -> None:
     methods = list(rows[0]["predictions"])
     ncol = 2 + len(methods)
     h, w = rows[0]["image"].shape
-    fig, axes = plt.subplots(len(rows), ncol, figsize=(2.6 * ncol * w / h * 0.55, 2.6 * len(rows) * 0.55 + 0.6),
+    panel_w = 3.4
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(panel_w * ncol, panel_w * h / w * len(rows) + 0.8),
                              squeeze=False)
     for r, row in enumerate(rows):
         panels = [(row["image"], None, row["label"]), (row["image"], row["reference"], "reference")]

@@ -116,8 +116,8 @@ def predict_folder(checkpoint: str | Path, input_dir: str | Path, output_dir: st
     """Write one mask PNG per input B-scan (same file name); returns the written paths."""
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
     files = list_images(input_dir)
-    if output_dir == input_dir:
-        raise InputError(f"{output_dir}: output folder is the input folder; choose another --output")
+    if output_dir == input_dir or input_dir in output_dir.parents:
+        raise InputError(f"{input_dir}: output folder {output_dir} is inside the input folder; choose another --output")
     targets = [output_dir / (f.stem + ".png") for f in files]
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:

@@ -179,8 +179,9 @@ def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str 
     """Segment every volume of ``input_path`` into ``output``; write the fluid-volume CSV; see the module doc."""
     input_path, output = Path(input_path), Path(output)
     cases = find_cases(input_path, domain_map)
-    if input_path.is_dir() and output.resolve() == input_path.resolve():
-        raise InputError(f"{output}: output folder is the input folder; choose another --output")
+    if input_path.is_dir() and (output.resolve() == input_path.resolve()
+                                or input_path.resolve() in output.resolve().parents):
+        raise InputError(f"{input_path}: output {output} is inside the input folder; choose another --output")
     targets = plan_outputs(cases, output)
     if csv_path is None:
         single_file = bool(volume_suffix(output)) and not output.is_dir()

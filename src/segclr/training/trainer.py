@@ -137,6 +137,8 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
         raise InputError(f"{out}: already holds a finished run; use --resume or another --out")
     if not resume and last.exists():
         raise InputError(f"{out}: holds an unfinished run; continue it with --resume or use another --out")
+    data = SegCLRDataModule(cfg, bank)
+    data.setup("fit")  # load and check every input before anything is written
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", dump_config(cfg))
     _quiet_lightning()
@@ -146,7 +148,6 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     module = SegCLRModule(cfg.to_dict())
     module.checkpoint_dir = str(ckpt_dir)
-    data = SegCLRDataModule(cfg, bank)
     t = cfg.trainer
     loggers = [CSVLogger(out, name="logs", version="")]
     if t.tensorboard:
