@@ -120,7 +120,7 @@ def test_predict_refuses_existing_outputs_and_overwriting_inputs(tiny_bundle, tm
     with pytest.raises(InputError, match="would overwrite an input"):
         predict_volumes(tiny_bundle, tmp_path / "in" / "P1" / "oct.mhd", tmp_path / "in" / "P1" / "oct.mhd",
                         overwrite=True, progress=False)
-    with pytest.raises(InputError, match="output folder is the input folder"):
+    with pytest.raises(InputError, match="is inside the input folder"):
         predict_volumes(tiny_bundle, tmp_path / "in", tmp_path / "in", overwrite=True, progress=False)
     with pytest.raises(InputError, match="--output must be a folder"):
         write_metaimage(tmp_path / "in" / "P2" / "oct.mhd", geometry_volume(oct_like()))

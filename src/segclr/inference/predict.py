@@ -11,11 +11,11 @@ from tqdm import tqdm
 
 from segclr.data.preprocess import Preprocessing, pad_to_multiple, resize_image
 from segclr.inference.shift import bottleneck_embeddings, shift_scores, split_bundle_tensors
+from segclr.io.bscans import list_bscans
 from segclr.io.bundle import load_bundle
 from segclr.io.images import InputError, read_image, write_mask
 from segclr.models import UNet
 
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 
 
 class Predictor:
@@ -61,18 +61,9 @@ class Predictor:
             scores.append(shift_scores(bottleneck_embeddings(self.net, x), self.shift_stats))
         return torch.cat(scores).numpy()
 
-    @torch.inference_mode()
     def probabilities(self, image: np.ndarray) -> torch.Tensor:
         """(H, W) float [0, 1] -> (C, H, W) softmax probabilities at the input size."""
-        h, w = image.shape
-        x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(self.device)
-        x = resize_image(x, self.prep.working_size(h, w))
-        x, (wh, ww) = pad_to_multiple(x, self.prep.pad_multiple)
-        logits = self.net(x)[..., :wh, :ww]
-        probs = torch.softmax(logits.float(), dim=1)
-        if (wh, ww) != (h, w):
-            probs = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
-        return probs[0].cpu()
+        return self.probabilities_batch(np.asarray(image)[None])[0]
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return self.probabilities(image).argmax(0).numpy().astype(np.uint8)
@@ -102,13 +93,8 @@ class Predictor:
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder}: folder not found")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-    if not files:
-        raise InputError(f"{folder}: no PNG/TIFF B-scans in this folder")
-    return files
+    """The PNG/TIFF B-scans of a folder, sorted (see :func:`segclr.io.bscans.list_bscans`)."""
+    return list_bscans(folder)
 
 
 def predict_folder(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Path,
