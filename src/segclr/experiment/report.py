@@ -154,7 +154,7 @@ def plot_amount(summary: dict, target: str, amount: dict, domains: list[str], ou
 
 
 def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Path, wall_seconds: float,
-                 seeds: list[int], command_line: str) -> Path:
+                 seeds: list[int], command_line: str, status: str = "") -> Path:
     rows, cases = read_csv(results_csv), read_csv(per_case_csv)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
@@ -169,7 +169,7 @@ def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Pat
         f"over seeds {seeds}.\n",
         f"Regenerate: `{command_line}`. Machine: {platform.machine()} CPU, {torch.get_num_threads()} torch "
         f"threads, torch {torch.__version__}. Training time summed over runs: {train_hours:.2f} h; "
-        f"this invocation's wall time: {wall_seconds / 3600:.2f} h.\n",
+        f"this invocation's wall time: {wall_seconds / 3600:.2f} h.{' ' + status + '.' if status else ''}\n",
     ]
     for target in sorted({r["target_device"] for r in rows}):
         methods, domains = _methods(rows, target), _domains(rows, target)

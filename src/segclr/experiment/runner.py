@@ -127,11 +127,12 @@ def expand_cells(spec: dict, seeds: list[int] | None = None) -> list[Cell]:
     base = spec.get("base") or {}
     seeds = list(seeds if seeds is not None else spec.get("seeds", [0]))
     cells = []
-    for target in spec.get("target_devices", ["cirrus_like"]):
-        for method, over in expand_methods(spec).items():
-            over = dict(over)
-            pre_over = over.pop("pretrain", None)
-            for seed in seeds:
+    # seed-major order: an interrupted study has every method for its first seeds
+    for seed in seeds:
+        for target in spec.get("target_devices", ["cirrus_like"]):
+            for method, over in expand_methods(spec).items():
+                over = dict(over)
+                pre_over = over.pop("pretrain", None)
                 common = _merge(base, {"data": {"target_domains": [target]}, "trainer": {"seed": seed}})
                 try:
                     pretrain = from_dict(_merge(common, pre_over)) if pre_over is not None else None
@@ -252,6 +253,8 @@ def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] 
         aggregate(out, cells)
     results, per_case = aggregate(out, cells)
     wall = time.perf_counter() - start
+    done = sum(_finished(out / "runs" / c.key, c) for c in cells)
     write_report(spec, results, per_case, Path(report_dir) if report_dir else out, wall_seconds=wall,
-                 seeds=sorted({c.seed for c in cells}), command_line=f"segclr experiment {spec_path} --out {out_dir}")
+                 seeds=sorted({c.seed for c in cells}), command_line=f"segclr experiment {spec_path} --out {out_dir}",
+                 status=f"{done} of {len(cells)} cells finished")
     return cells
