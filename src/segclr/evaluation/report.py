@@ -39,12 +39,11 @@ def plot_training_curves(metrics_csv: Path, out_png: Path, title: str = "") -> N
         return
     con = {k: v for k, v in series.items() if k.startswith("loss/con")}
     fig, axes = plt.subplots(1, 2 if con else 1, figsize=(11 if con else 5.5, 3.6), squeeze=False)
-    for key in ("loss/sup", "loss/total"):
-        if key in series and not (key == "loss/total" and not con):
-            s, v = zip(*series[key])
-            axes[0, 0].plot(s, v, label=key.split("/")[1])
-    axes[0, 0].set(xlabel="step", ylabel="supervised (Dice+CE) loss", title=f"{title} supervised")
-    axes[0, 0].legend()
+    # the total (contrastive + lambda x supervised) is in metrics.csv; plotted it would dwarf the terms
+    if "loss/sup" in series:
+        s, v = zip(*series["loss/sup"])
+        axes[0, 0].plot(s, v, label="sup")
+    axes[0, 0].set(xlabel="step", ylabel="supervised loss", title=f"{title} supervised")
     if con:
         for key, values in sorted(con.items()):
             s, v = zip(*values)

@@ -4,7 +4,7 @@ At the end of training, the UNet's bottleneck features of the training images (e
 and unlabeled training domain) are average-pooled into one vector per B-scan; their mean and
 a shrunk covariance are stored in the model bundle. At prediction, each B-scan's squared
 Mahalanobis distance to that distribution, divided by the feature dimension, is its *shift
-score* (about 1 for data like the training set). A volume's score is the mean over its
+score* (small for data like the training set; shrinkage puts it below 1 there). A volume's score is the mean over its
 B-scans; it is flagged when above the 99th percentile of the training B-scans' scores, also
 stored in the bundle.
 """
