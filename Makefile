@@ -28,6 +28,7 @@ test: install-dev
 
 bench: install
 	$(BIN)/python benchmarks/bench_augment.py
+	$(BIN)/python benchmarks/bench_train.py --out benchmarks/out
 
 clean:
 	rm -rf $(VENV) segclr-demo .pytest_cache

@@ -66,7 +66,7 @@ class Predictor:
         return self.probabilities_batch(np.asarray(image)[None])[0]
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        return self.probabilities(image).argmax(0).numpy().astype(np.uint8)
+        return self.predict_batch(np.asarray(image)[None])[0]
 
     @torch.inference_mode()
     def probabilities_batch(self, images: np.ndarray) -> torch.Tensor:
@@ -89,7 +89,9 @@ class Predictor:
 
     def predict_batch(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W) B-scans of one size -> (N, H, W) uint8 masks, equal to calling the predictor on each."""
-        return self.probabilities_batch(images).argmax(1).numpy().astype(np.uint8)
+        # torch.max(...).indices, not argmax: same labels, but argmax over dim 1 of an (N, C, H, W) map
+        # is ~150x slower on the CPU build we measured (benchmarks/bench_train.py, docs/performance.md)
+        return torch.max(self.probabilities_batch(images), dim=1).indices.numpy().astype(np.uint8)
 
 
 def list_images(folder: str | Path) -> list[Path]:
