@@ -35,3 +35,10 @@ def test_two_process_ddp_gathers_negatives(tmp_path):
     # a single process with the same per-rank batch would see only 4.
     assert keys == {8.0}
     assert (out / "model.safetensors").is_file()
+    # both ranks ended with the same weights (checked inside fit, recorded per rank)
+    import json
+
+    check = json.loads((out / "ddp_check.json").read_text())
+    assert check["world_size"] == 2
+    (a, b) = check["weight_checksums"]
+    assert a == b

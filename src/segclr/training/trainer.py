@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import time
 import warnings
@@ -118,6 +119,18 @@ def _training_shift_statistics(module: SegCLRModule, data: SegCLRDataModule) -> 
     return to_bundle_tensors(fit_shift_statistics(emb))
 
 
+def _check_ranks_in_sync(trainer: L.Trainer, module: SegCLRModule, out: Path) -> None:
+    """DDP: every rank must end with the same weights; record the per-rank checksums."""
+    flat = torch.cat([p.detach().double().flatten() for p in module.net.parameters()])
+    checksum = torch.stack([flat.sum(), (flat * torch.arange(1, len(flat) + 1, dtype=flat.dtype)).sum()])
+    gathered = trainer.strategy.all_gather(checksum.to(module.device)).cpu().reshape(-1, 2)
+    if trainer.is_global_zero:
+        atomic_write_text(out / "ddp_check.json", json.dumps({"world_size": trainer.world_size,
+                                                                  "weight_checksums": gathered.tolist()}))
+    if not torch.allclose(gathered, gathered[:1].expand_as(gathered), rtol=1e-9, atol=0):
+        raise RuntimeError(f"DDP ranks ended with different weights: checksums {gathered.tolist()}")
+
+
 def _adapt_to_targets(module: SegCLRModule, data: SegCLRDataModule) -> None:
     """AdaBN: BatchNorm statistics of the trained UNet re-estimated on the target-train images."""
     images = torch.cat([v.images for vols in data._unlabeled.values() for v in vols])
@@ -180,6 +193,8 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
     seconds = time.perf_counter() - start
+    if trainer.world_size > 1:
+        _check_ranks_in_sync(trainer, module, out)
     if cfg.objective.mode == "adabn":
         _adapt_to_targets(module, data)
     bundle = out / "model.safetensors"
