@@ -19,6 +19,7 @@ import torch
 
 from segclr.config import RunConfig, from_dict
 from segclr.data.augment import BatchAugment
+from segclr.inference.shift import split_bundle_tensors
 from segclr.io.bundle import load_bundle
 from segclr.io.images import InputError
 from segclr.models import UNet
@@ -32,7 +33,7 @@ def build_unet(cfg: RunConfig) -> UNet:
 
 
 def load_unet_weights(net: UNet, bundle_path: str) -> None:
-    state, _ = load_bundle(bundle_path)
+    state, _ = split_bundle_tensors(load_bundle(bundle_path)[0])  # drop the stored shift statistics
     try:
         net.load_state_dict(state)
     except RuntimeError as err:
