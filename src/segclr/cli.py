@@ -137,6 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--seeds", type=int, nargs="+", default=None, help="override the file's seeds")
     x.add_argument("--report-dir", type=Path, default=None, help="where RESULTS.md and figures go (default: --out)")
     x.add_argument("--dry-run", action="store_true", help="list the cells and whether each is done, train nothing")
+    x.add_argument("--report-only", action="store_true",
+                   help="train nothing; aggregate the finished cells and rewrite the report")
 
     s = sub.add_parser("simulate", help="render the embedded data as a simulated OCT device",
                        description="Write the embedded Duke DME B-scans rendered as a simulated device "
@@ -265,7 +267,8 @@ def _cmd_simulate(args) -> int:
 def _cmd_experiment(args) -> int:
     from segclr.experiment.runner import run_experiment
 
-    run_experiment(args.spec, args.out, seeds=args.seeds, report_dir=args.report_dir, dry_run=args.dry_run)
+    run_experiment(args.spec, args.out, seeds=args.seeds, report_dir=args.report_dir, dry_run=args.dry_run,
+                   report_only=args.report_only)
     if not args.dry_run:
         print(f"results in {args.out}/results.csv; report in {args.report_dir or args.out}/RESULTS.md")
     return 0

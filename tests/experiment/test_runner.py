@@ -79,6 +79,10 @@ def test_killed_experiment_resumes_without_retraining(tmp_path):
     bundle = first.parent / "train" / "model.safetensors"
     bundle_stamp = bundle.stat().st_mtime_ns
 
+    run_experiment(spec, out, report_only=True)  # partial report, nothing trained
+    assert not second.exists()
+    assert "1 of 2 cells finished" in (out / "RESULTS.md").read_text()
+
     run_experiment(spec, out)
     assert first.stat().st_mtime_ns == stamp and bundle.stat().st_mtime_ns == bundle_stamp  # not retrained
     assert second.exists()

@@ -228,7 +228,8 @@ def aggregate(out: Path, cells: list[Cell]) -> tuple[Path, Path]:
 
 
 def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] | None = None,
-                   report_dir: str | Path | None = None, dry_run: bool = False) -> list[Cell]:
+                   report_dir: str | Path | None = None, dry_run: bool = False,
+                   report_only: bool = False) -> list[Cell]:
     from segclr.experiment.report import write_report
 
     spec = load_spec(spec_path)
@@ -243,7 +244,7 @@ def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] 
     out.mkdir(parents=True, exist_ok=True)
     bank = DomainBank(cells[0].config.data.simulation_seed)
     start = time.perf_counter()
-    for i, cell in enumerate(cells, 1):
+    for i, cell in enumerate([] if report_only else cells, 1):
         run_dir = out / "runs" / cell.key
         if _finished(run_dir, cell):
             print(f"[{i}/{len(cells)}] {cell.key}: done, skipped", flush=True)
