@@ -137,5 +137,5 @@ def test_aggregation_matches_hand_computation(tmp_path):
     report = write_report({"name": "fab", "reference": "A"}, results, per_case, tmp_path / "rep", 3600.0, [0, 1, 2],
                           "segclr experiment fab.yaml")
     text = report.read_text()
-    assert "0.500 ± 0.100" in text and "0.400 ± 0.173" in text and "0.0625" in text
+    assert "0.500 ± 0.100 (n=3)" in text and "0.400 ± 0.173 (n=3)" in text and "0.0625" in text
     assert (tmp_path / "rep" / "bars_dev.png").is_file()

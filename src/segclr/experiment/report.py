@@ -81,7 +81,9 @@ def paired_test(cases: list[dict], target: str, reference: str, other: str, doma
 def _cell(stats: dict | None) -> str:
     if not stats:
         return "not run"
-    return f"{stats['mean']:.3f} ± {stats['std']:.3f}"
+    if stats["n"] == 1:
+        return f"{stats['mean']:.3f} (1 seed)"
+    return f"{stats['mean']:.3f} ± {stats['std']:.3f} (n={stats['n']})"
 
 
 def _domains(rows: list[dict], target: str) -> list[str]:
