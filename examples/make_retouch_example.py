@@ -3,6 +3,7 @@
     python examples/make_retouch_example.py OUT                   # OUT/spectralis_09/{oct,reference}.{mhd,raw}, ...
     python examples/make_retouch_example.py OUT --patients 1 2 3  # other patients
     python examples/make_retouch_example.py OUT --layout nnunet   # OUT/dataset.json, imagesTr/, labelsTr/, domains.json
+    python examples/make_retouch_example.py OUT --dataset-file D.yaml  # also a dataset file for `fit`
 
 Each case is one Duke DME patient (real Heidelberg Spectralis B-scans, Chiu et al. 2015): the 11
 annotated B-scans, cropped to the annotated columns, as a uint8 volume (11, 496, 576) with the
@@ -51,13 +52,33 @@ def make_retouch_example(out: str | Path, patients: tuple[int, ...] = SPLITS["te
     return out
 
 
+def write_dataset_file(path: Path, retouch_root: Path) -> None:
+    """A segclr dataset file over the RETOUCH cases of ``retouch_root`` (paths relative to ``path``)."""
+    import os
+
+    import yaml
+
+    cases = sorted(p for p in Path(retouch_root).iterdir() if (p / "oct.mhd").is_file())
+    entries = []
+    for k, case in enumerate(cases):
+        rel = Path(os.path.relpath(case, Path(path).resolve().parent if Path(path).is_absolute() else Path(path).parent))
+        entries.append({"image": str(rel / "oct.mhd"), "label": str(rel / "reference.mhd"),
+                        "role": "source_train" if k == 0 else "test"})
+    Path(path).write_text(yaml.safe_dump({"domains": {"spectralis": entries}}, sort_keys=False))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", type=Path)
     p.add_argument("--patients", type=int, nargs="+", default=list(SPLITS["test"]), help="Duke patients 1..10")
     p.add_argument("--layout", choices=["retouch", "nnunet"], default="retouch")
+    p.add_argument("--dataset-file", type=Path, default=None,
+                   help="also write a dataset file for `segclr fit --set data.dataset=...` (RETOUCH layout): "
+                        "the first case as labeled source_train, the others as test")
     args = p.parse_args(argv)
     make_retouch_example(args.out, tuple(args.patients), args.layout)
+    if args.dataset_file is not None:
+        write_dataset_file(args.dataset_file, args.out)
     print(f"wrote {len(args.patients)} cases ({args.layout}) to {args.out}")
     return 0
 
