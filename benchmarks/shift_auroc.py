@@ -36,7 +36,7 @@ def main() -> None:
     threshold = predictor.shift_threshold
     scores = {}
     for d in all_domain_names():
-        images = [img for v in bank.volumes(d, "test") for img in v.images]
+        images = np.stack([img for v in bank.volumes(d, "test") for img in v.images])
         scores[d] = predictor.shift_scores(images)
     src = scores["spectralis"]
     lines = [

@@ -49,17 +49,24 @@ class Predictor:
     def shift_threshold(self) -> float | None:
         return None if self.shift_stats is None else float(self.shift_stats["threshold"][0])
 
-    def shift_scores(self, images: list[np.ndarray]) -> np.ndarray | None:
-        """Per-B-scan domain-shift score (see :mod:`segclr.inference.shift`); None for bundles without statistics."""
+    def shift_scores(self, images: np.ndarray) -> np.ndarray | None:
+        """(N, H, W) B-scans of one size -> per-B-scan domain-shift score (see :mod:`segclr.inference.shift`).
+
+        None for bundles without stored statistics.
+        """
         if self.shift_stats is None:
             return None
-        scores = []
-        for image in images:
-            h, w = image.shape
-            x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None].to(self.device)
-            x, _ = pad_to_multiple(resize_image(x, self.prep.working_size(h, w)), self.prep.pad_multiple)
-            scores.append(shift_scores(bottleneck_embeddings(self.net, x), self.shift_stats))
-        return torch.cat(scores).numpy()
+        x, _ = self._network_input(images)
+        return shift_scores(bottleneck_embeddings(self.net, x), self.shift_stats).numpy()
+
+    def _network_input(self, images: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+        """(N, H, W) float [0, 1] -> resized, padded (N, 1, h', w') tensor and the unpadded working size."""
+        images = np.asarray(images)
+        if images.ndim != 3:
+            raise ValueError(f"expected a batch of B-scans (N, H, W), got shape {images.shape}")
+        _, h, w = images.shape
+        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[:, None].to(self.device)
+        return pad_to_multiple(resize_image(x, self.prep.working_size(h, w)), self.prep.pad_multiple)
 
     def probabilities(self, image: np.ndarray) -> torch.Tensor:
         """(H, W) float [0, 1] -> (C, H, W) softmax probabilities at the input size."""
@@ -74,13 +81,8 @@ class Predictor:
 
         Same preprocessing as :meth:`probabilities`, applied to the whole batch at once.
         """
-        images = np.asarray(images)
-        if images.ndim != 3:
-            raise ValueError(f"expected a batch of B-scans (N, H, W), got shape {images.shape}")
-        n, h, w = images.shape
-        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[:, None].to(self.device)
-        x = resize_image(x, self.prep.working_size(h, w))
-        x, (wh, ww) = pad_to_multiple(x, self.prep.pad_multiple)
+        x, (wh, ww) = self._network_input(images)
+        h, w = np.asarray(images).shape[-2:]
         logits = self.net(x)[..., :wh, :ww]
         probs = torch.softmax(logits.float(), dim=1)
         if (wh, ww) != (h, w):

@@ -165,7 +165,7 @@ def _cell(value) -> str:
 
 def shift_columns(predictor: Predictor, images: np.ndarray) -> dict:
     """Domain-shift score of a volume (mean over its B-scans) and whether it is flagged."""
-    scores = predictor.shift_scores(list(images))
+    scores = predictor.shift_scores(images)
     if scores is None:
         return {"shift_score": None, "shift_threshold": None, "shift_flag": None}
     score = float(np.mean(scores))

@@ -111,11 +111,16 @@ def _prepend_history(path: Path, history: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def _padded_images(volumes: list, data: SegCLRDataModule, device: torch.device) -> torch.Tensor:
+    """All B-scans of working-resolution volumes, padded for the UNet, on ``device``."""
+    images, _ = pad_to_multiple(torch.cat([v.images for v in volumes]), data.prep.pad_multiple)
+    return images.to(device)
+
+
 def _training_shift_statistics(module: SegCLRModule, data: SegCLRDataModule) -> dict[str, torch.Tensor]:
     """Bottleneck-feature statistics of every training B-scan, for the domain-shift warning."""
     vols = data._labeled + [v for vols in data._unlabeled.values() for v in vols]
-    images, _ = pad_to_multiple(torch.cat([v.images for v in vols]), data.prep.pad_multiple)
-    emb = bottleneck_embeddings(module.net, images.to(module.device))
+    emb = bottleneck_embeddings(module.net, _padded_images(vols, data, module.device))
     return to_bundle_tensors(fit_shift_statistics(emb))
 
 
@@ -133,9 +138,8 @@ def _check_ranks_in_sync(trainer: L.Trainer, module: SegCLRModule, out: Path) ->
 
 def _adapt_to_targets(module: SegCLRModule, data: SegCLRDataModule) -> None:
     """AdaBN: BatchNorm statistics of the trained UNet re-estimated on the target-train images."""
-    images = torch.cat([v.images for vols in data._unlabeled.values() for v in vols])
-    images, _ = pad_to_multiple(images, data.prep.pad_multiple)
-    n = adapt_batchnorm(module.net, images.to(module.device))
+    images = _padded_images([v for vols in data._unlabeled.values() for v in vols], data, module.device)
+    n = adapt_batchnorm(module.net, images)
     print(f"[segclr] adabn: re-estimated {n} BatchNorm layers on {len(images)} target B-scans", flush=True)
 
 
