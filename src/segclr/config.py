@@ -30,6 +30,7 @@ PAIRS = ("a", "s", "s+a")
 CONTRASTIVE_LOSSES = ("ntxent", "simsiam")
 SUP_LOSSES = ("dice", "dice_ce")
 NORMS = ("batch", "instance", "group")
+BN_STATS = ("joint", "labeled")
 
 
 class ConfigError(ValueError):
@@ -101,6 +102,11 @@ class ObjectiveConfig:
     dann_weight: float = 0.1        # DANN: weight of the domain-classification loss
     entropy_weight: float = 0.01    # entropy_min: weight of the target prediction entropy
     init_from: str = ""             # finetune: model.safetensors whose UNet weights start training
+    # BatchNorm and the unlabeled images: "joint" = one encoder pass over the labeled batch and every
+    # unlabeled image of the step (BatchNorm statistics mix the domains: part of AdaBN for free);
+    # "labeled" = the unlabeled images go through a separate pass that leaves the running statistics
+    # alone, so the labeled path and the saved model see labeled-domain statistics only.
+    bn_stats: str = "joint"
 
 
 @dataclass
@@ -142,7 +148,10 @@ class RunConfig:
         if mode == "ssl_pretrain":
             return []
         if mode == "upper_bound":
-            return [(self.data.target_domains[0], "target_train")]
+            # A ceiling must not have fewer labels than the baseline: on the embedded benchmark the
+            # target device is a rendering, so it trains on source patients 1-5 rendered as that
+            # device (never the test patients). A dataset file's target domain has its own roles.
+            return [(self.data.target_domains[0], "target_train" if self.data.dataset else "source_train")]
         if mode == "multi_domain":
             return [(src, "source_train"), (self.data.target_domains[0], "target_train")]
         return [(src, "source_train")]
@@ -221,7 +230,8 @@ def _update(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
     for key, value in values.items():
         full = f"{prefix}{key}"
         if key not in names:
-            raise ConfigError(f"unknown config key '{full}' (known: {', '.join(sorted(names))})")
+            raise ConfigError(f"unknown config key '{full}'{_did_you_mean(key, names, prefix)}"
+                              f" (known in '{prefix.rstrip('.') or '<root>'}': {', '.join(sorted(names))})")
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             _update(current, value, prefix=f"{full}.")
@@ -242,6 +252,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check_choice("model.head", cfg.model.head, HEADS)
     _check_choice("model.norm", cfg.model.norm, NORMS)
     _check_choice("data.pairs", cfg.data.pairs, PAIRS)
+    _check_choice("objective.bn_stats", cfg.objective.bn_stats, BN_STATS)
     multiple = 2 ** cfg.model.depth
     if cfg.data.crop_size % multiple:
         raise ConfigError(
@@ -272,27 +283,53 @@ def validate(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
+def _did_you_mean(key: str, names, prefix: str = "") -> str:
+    """`` (did you mean 'trainer.max_steps'?)`` for the closest known name, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(names), n=1, cutoff=0.6)
+    return f"; did you mean '{prefix}{close[0]}'?" if close else ""
+
+
+def all_keys() -> list[str]:
+    """Every ``section.key`` of a :class:`RunConfig`."""
+    cfg = RunConfig()
+    return [f"{f.name}.{g.name}" for f in dataclasses.fields(cfg) for g in dataclasses.fields(getattr(cfg, f.name))]
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"trainer.max_steps=200"`` -> (["trainer", "max_steps"], 200)."""
     if "=" not in text:
-        raise ConfigError(f"override {text!r} is not of the form section.key=value")
+        raise ConfigError(f"--set {text}: expected section.key=value with '=' and no spaces, "
+                          f"e.g. --set {text.strip() or 'trainer.max_steps'}=VALUE")
     key, raw = text.split("=", 1)
     path = [p for p in key.strip().split(".") if p]
     if len(path) != 2:
-        raise ConfigError(f"override key {key!r} must be section.key (e.g. trainer.max_steps)")
+        full = [k for k in all_keys() if k.split(".")[1] == key.strip()]
+        hint = f"; did you mean --set {full[0]}={raw}?" if len(full) == 1 else ""
+        raise ConfigError(f"--set {text}: key {key!r} must be section.key (e.g. trainer.max_steps){hint}")
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as err:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({err})") from None
+        raise ConfigError(f"--set {text}: value is not valid YAML ({err})") from None
     return path, value
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str] = ()) -> RunConfig:
+    """Apply command-line ``section.key=value`` overrides; errors name the ``--set`` that caused them."""
+    for text in overrides:
+        (section, key), value = parse_override(text)
+        try:
+            _update(cfg, {section: {key: value}})
+        except ConfigError as err:
+            raise ConfigError(f"--set {text} (command line): {err}") from None
+    return cfg
 
 
 def from_dict(values: dict[str, Any] | None, overrides: list[str] = ()) -> RunConfig:
     cfg = RunConfig()
     _update(cfg, values or {})
-    for text in overrides:
-        (section, key), value = parse_override(text)
-        _update(cfg, {section: {key: value}})
+    apply_overrides(cfg, overrides)
     return validate(cfg)
 
 
@@ -309,11 +346,19 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig
             raise ConfigError(f"{path}: not valid YAML ({err})") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: top level must be a mapping of sections")
-        try:
-            return from_dict(values, overrides)
-        except ConfigError as err:
-            raise ConfigError(f"{path}: {err}") from None
-    return from_dict(values, overrides)
+    cfg = RunConfig()
+    try:
+        _update(cfg, values)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    apply_overrides(cfg, overrides)  # its errors blame the command line, not the file
+    try:
+        return validate(cfg)
+    except ConfigError as err:
+        if path is None and not overrides:
+            raise
+        where = " with ".join(x for x in (str(path) if path is not None else "", "--set values" if overrides else "") if x)
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def dump_config(cfg: RunConfig) -> str:
