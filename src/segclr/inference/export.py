@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from segclr.io.atomic import atomic_path, atomic_write_text
-from segclr.io.bundle import load_bundle
+from segclr.io.bundle import load_bundle, resolve_bundle_path
 from segclr.io.images import InputError
 
 FORMATS = ("torchscript", "onnx")
@@ -80,7 +80,7 @@ def export_model(checkpoint: str | Path, fmt: str, out: str | Path | None = None
     """Export ``checkpoint`` (model.safetensors) to ``fmt``; default output next to it (model.pt / model.onnx)."""
     if fmt not in FORMATS:
         raise InputError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    checkpoint = Path(checkpoint)
+    checkpoint = resolve_bundle_path(checkpoint)
     out = Path(out) if out is not None else checkpoint.with_suffix(SUFFIX[fmt])
     if out.resolve() == checkpoint.resolve():
         raise InputError(f"{out}: the export would overwrite the checkpoint; choose another --out")
