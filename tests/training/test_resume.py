@@ -60,3 +60,84 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=f"weights differ in {k}")
     steps = [int(r["step"]) for r in csv.DictReader((killed / "logs" / "metrics.csv").open())]
     assert min(steps) == 0 and max(steps) == 39  # history kept across the resume
+
+
+# --- a resume keeps the run's config ----------------------------------------------------------
+
+def _tiny_cli(max_steps: int) -> list[str]:
+    """TINY for the supervised config: its own mode, ``max_steps`` steps (last two words)."""
+    keep = [v for v in TINY[1::2] if not v.startswith(("trainer.max_steps", "objective.mode"))]
+    return [w for v in keep for w in ("--set", v)] + ["--set", f"trainer.max_steps={max_steps}"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from segclr.cli import main
+
+    out = tmp_path_factory.mktemp("resume") / "sup"
+    assert main(["fit", "--config", str(CONFIGS / "supervised.yaml"), "--out", str(out), *_tiny_cli(2)]) == 0
+    return out
+
+
+def _snapshot(out: Path) -> tuple[str, bytes]:
+    return (out / "config.yaml").read_text(), (out / "model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ([], "already trained its 2 steps"),                                   # nothing left to train
+    (["--config", str(CONFIGS / "supervised.yaml"), *_tiny_cli(2)[:-2]], "trainer.max_steps"),  # file's 1500, not asked
+    (["--set", "objective.lambda_sup=5", "--set", "trainer.max_steps=3"], "objective.lambda_sup"),
+    (["--set", "data.crop_size=64", "--set", "trainer.max_steps=3"], "data.crop_size"),
+    (["--set", "trainer.max_steps=1"], "cannot shorten"),
+])
+def test_resume_refuses_a_changed_config(finished_run, extra, needle, capsys):
+    from segclr.cli import main
+
+    before = _snapshot(finished_run)
+    assert main(["fit", "--out", str(finished_run), "--resume", *extra]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err and err.count("\n") == 1
+    assert _snapshot(finished_run) == before  # nothing rewritten
+
+
+def test_resume_uses_the_runs_config_and_may_extend_max_steps(finished_run, tmp_path):
+    import shutil
+
+    import yaml
+
+    from segclr.cli import main
+    from segclr.io.bundle import load_bundle
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    # no --config: the run's own config.yaml (tiny model, 2 -> 4 steps); --set only the extension
+    assert main(["fit", "--out", str(run), "--resume", "--set", "trainer.max_steps=4"]) == 0
+    now = yaml.safe_load((run / "config.yaml").read_text())
+    assert now["trainer"].pop("max_steps") == 4
+    saved["trainer"].pop("max_steps")
+    assert now == saved
+    assert load_bundle(run / "model.safetensors")[1]["training"]["steps"] == 4
+
+
+def test_extending_a_run_stretches_the_cosine_schedule():
+    import math
+    from types import SimpleNamespace
+
+    from segclr.training.trainer import _StretchSchedule
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=2, eta_min=0.05)
+    for _ in range(2):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05)  # end of the original schedule
+    trainer = SimpleNamespace(lr_scheduler_configs=[SimpleNamespace(scheduler=sched)], max_steps=10)
+    _StretchSchedule().on_train_start(trainer, None)
+    closed = [0.05 + 0.95 * (1 + math.cos(math.pi * t / 10)) / 2 for t in range(2, 11)]
+    got = [opt.param_groups[0]["lr"]]
+    for _ in range(8):
+        opt.step()
+        sched.step()
+        got.append(opt.param_groups[0]["lr"])
+    assert got == pytest.approx(closed)

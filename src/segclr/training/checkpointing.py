@@ -24,3 +24,75 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path, map_location=None, weights_only=None):
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+
+
+# --- resuming a run with the config it was started with ----------------------------------------
+
+# Keys a resume may change: they decide how the run is watched, not what it learns.
+RESUME_FREE_KEYS = frozenset({
+    "trainer.progress_bar", "trainer.num_threads", "trainer.tensorboard", "trainer.log_every_n_steps",
+    "trainer.checkpoint_every_n_steps", "trainer.max_bad_steps", "data.eval_domains",
+})
+# The one training-relevant key a resume may change, and only upwards, and only when named with --set.
+EXTENDABLE_KEY = "trainer.max_steps"
+
+
+def _flatten(values: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_resume_config(saved, requested, where: Path, explicit: frozenset[str] = frozenset()) -> None:
+    """Refuse a resume whose config differs from the run's own in a training-relevant key.
+
+    ``saved``/``requested`` are :class:`~segclr.config.RunConfig`. ``trainer.max_steps`` may grow,
+    but only when it is in ``explicit`` (given with ``--set`` on the command line).
+    """
+    from segclr.config import ConfigError
+
+    old, new = _flatten(saved.to_dict()), _flatten(requested.to_dict())
+    for key in sorted(old.keys() | new.keys()):
+        a, b = old.get(key), new.get(key)
+        if a == b or key in RESUME_FREE_KEYS:
+            continue
+        if key == EXTENDABLE_KEY and key in explicit:
+            if b < a:
+                raise ConfigError(f"{where}: --resume cannot shorten {key} from {a} to {b}; the run keeps its "
+                                  f"{a} steps (pass a larger value to train longer)")
+            continue
+        hint = (f"to train longer, pass --set {key}={b} explicitly" if key == EXTENDABLE_KEY
+                else "a resumed run keeps its config; drop the change, or start a new run with another --out")
+        raise ConfigError(f"{where}: --resume would change {key} from {a!r} to {b!r}; {hint}")
+
+
+def override_keys(overrides) -> frozenset[str]:
+    """The ``section.key`` names given with ``--set``."""
+    return frozenset(text.split("=", 1)[0].strip() for text in overrides if "=" in text)
+
+
+def resume_config(out_dir: str | Path, config_path: str | Path | None = None, overrides=()):
+    """The config to resume ``out_dir`` with: the run's own ``config.yaml`` plus ``overrides``.
+
+    With ``config_path`` the file is loaded instead and must agree with the run's config
+    (see :func:`check_resume_config`). Raises ``InputError``/``ConfigError`` naming the key.
+    """
+    from segclr.config import load_config
+    from segclr.io.images import InputError
+
+    saved_path = Path(out_dir) / "config.yaml"
+    if not saved_path.is_file():
+        raise InputError(f"{saved_path}: not found; {out_dir} holds no run to resume (fit without --resume starts one)")
+    saved = load_config(saved_path)
+    requested = load_config(config_path if config_path is not None else saved_path, list(overrides))
+    check_resume_config(saved, requested, saved_path, override_keys(overrides))
+    return requested
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The global step stored in a Lightning checkpoint."""
+    return int(torch.load(path, map_location="cpu", weights_only=True).get("global_step", 0))

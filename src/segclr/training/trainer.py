@@ -15,6 +15,8 @@ import csv
 import io
 import json
 import logging
+import math
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressB
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from segclr import __version__
-from segclr.config import RunConfig, dump_config
+from segclr.config import RunConfig, dump_config, load_config
 from segclr.data.datamodule import SegCLRDataModule
 from segclr.data.domains import DomainBank
 from segclr.data.preprocess import pad_to_multiple
@@ -37,7 +39,7 @@ from segclr.inference.shift import bottleneck_embeddings, fit_shift_statistics, 
 from segclr.io.atomic import atomic_write_text
 from segclr.io.bundle import save_bundle
 from segclr.io.images import InputError
-from segclr.training.checkpointing import AtomicCheckpointIO
+from segclr.training.checkpointing import AtomicCheckpointIO, check_resume_config, checkpoint_step
 from segclr.training.module import SegCLRModule
 
 CLASS_NAMES = {2: ["background", "fluid"], 4: ["background", "IRF", "SRF", "PED"]}
@@ -55,6 +57,62 @@ class _Describe(Callback):
     def on_fit_start(self, trainer, pl_module) -> None:
         if trainer.is_global_zero:
             print(f"[segclr] {pl_module.cfg.objective.mode}: {pl_module.describe()}", flush=True)
+
+
+class _PlainProgress(Callback):
+    """One plain line every ``every`` optimizer steps: for logs, pipes and ``progress_bar=false``.
+
+    Unlike a progress bar it writes no carriage returns, so a log file stays readable.
+    """
+
+    def __init__(self, every: int) -> None:
+        self.every = max(1, every)
+        self.start, self.first, self.last = 0.0, 0, -1
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.start, self.first = time.perf_counter(), trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step, total = trainer.global_step, trainer.max_steps
+        if not trainer.is_global_zero or step == self.last or (step % self.every and step != total):
+            return
+        self.last = step
+        losses = ", ".join(f"{k.split('/', 1)[1]} {float(v):.4f}" for k, v in sorted(trainer.callback_metrics.items())
+                           if k.startswith("loss/"))
+        elapsed = time.perf_counter() - self.start
+        done = step - self.first
+        left = f", about {_duration(elapsed / done * (total - step))} left" if done and step < total else ""
+        print(f"[segclr] step {step}/{total}: {losses or 'no loss logged yet'} ({_duration(elapsed)}{left})",
+              flush=True)
+
+
+class _StretchSchedule(Callback):
+    """A resume that extends ``trainer.max_steps`` stretches the cosine schedule to the new length.
+
+    The checkpoint holds the scheduler of the original length; without this, the cosine would
+    run past its end and oscillate. The learning rate continues from the new curve at the
+    resume step (it rises again when a finished run is extended).
+    """
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        for config in trainer.lr_scheduler_configs:
+            sched = config.scheduler
+            if isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR) and sched.T_max != trainer.max_steps:
+                sched.T_max = max(1, trainer.max_steps)
+                t = min(sched.last_epoch, sched.T_max)
+                for group, base in zip(sched.optimizer.param_groups, sched.base_lrs):
+                    group["lr"] = sched.eta_min + (base - sched.eta_min) * (1 + math.cos(math.pi * t / sched.T_max)) / 2
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds} s" if seconds < 120 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def progress_every(max_steps: int) -> int:
+    """Steps between plain progress lines: about 20 lines per run, on round step numbers."""
+    every = max(1, max_steps // 20)
+    return every if every < 10 else every // 10 * 10
 
 
 def class_names(num_classes: int) -> list[str]:
@@ -154,6 +212,8 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
         raise InputError(f"{out}: already holds a finished run; use --resume or another --out")
     if not resume and last.exists():
         raise InputError(f"{out}: holds an unfinished run; continue it with --resume or use another --out")
+    if resume:
+        _check_resume(cfg, out, last)
     data = SegCLRDataModule(cfg, bank)
     data.setup("fit")  # load and check every input before anything is written
     out.mkdir(parents=True, exist_ok=True)
@@ -166,6 +226,7 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
     module = SegCLRModule(cfg.to_dict())
     module.checkpoint_dir = str(ckpt_dir)
     t = cfg.trainer
+    bar = t.progress_bar and sys.stderr.isatty()  # a bar in a log file smears; plain lines there
     loggers = [CSVLogger(out, name="logs", version="")]
     if t.tensorboard:
         loggers.append(TensorBoardLogger(out, name="logs", version="tensorboard"))
@@ -182,10 +243,11 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
             ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:06d}", every_n_train_steps=t.checkpoint_every_n_steps,
                             save_last=True, save_top_k=1, auto_insert_metric_name=False),
             _Describe(),
-            *([TQDMProgressBar(refresh_rate=10)] if t.progress_bar else []),
+            _StretchSchedule(),
+            *([TQDMProgressBar(refresh_rate=10)] if bar else [_PlainProgress(progress_every(t.max_steps))]),
         ],
         plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=t.progress_bar,
+        enable_progress_bar=bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
@@ -210,5 +272,18 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
         if history:
             _prepend_history(metrics, history)
         if metrics.is_file():
-            plot_training_curves(metrics, out / "training_curves.png", title=cfg.objective.mode)
+            # the figure titles each panel "<title> supervised" / "<title> contrastive"
+            plot_training_curves(metrics, out / "training_curves.png", title=f"{cfg.objective.mode} run, loss term:")
     return FitResult(out, bundle, seconds, trainer.global_step)
+
+
+def _check_resume(cfg: RunConfig, out: Path, last: Path) -> None:
+    """A resume keeps the run's config (only a longer ``trainer.max_steps``) and has steps left to train."""
+    saved = out / "config.yaml"
+    if not saved.is_file():
+        raise InputError(f"{saved}: missing, so the run's config cannot be checked; start a new run with another --out")
+    check_resume_config(load_config(saved), cfg, saved, explicit=frozenset({"trainer.max_steps"}))
+    done = checkpoint_step(last)
+    if done >= cfg.trainer.max_steps:
+        raise InputError(f"{out}: the run already trained its {done} steps (trainer.max_steps={cfg.trainer.max_steps}); "
+                         f"to train longer, resume with --set trainer.max_steps=N (N > {done})")
