@@ -1,7 +1,8 @@
 """The ``segclr`` command: thin wrappers over the library.
 
     segclr demo      [--out DIR]                      baseline vs SegCLR UDA, report folder
-    segclr fit       --config YAML --out DIR [--set section.key=value ...] [--resume]
+    segclr fit       --config YAML --out DIR [--set section.key=value ...]
+    segclr fit       --out DIR --resume [--set trainer.max_steps=N]    continue a run with its own config
     segclr evaluate  --checkpoint CKPT --images PATH [--masks PATH] [--out summary.json]
     segclr evaluate  --pred PATH --ref PATH [--out summary.json]      score label volumes (Dice, HD95)
     segclr predict   --checkpoint CKPT --input PATH --output PATH [--overwrite]
@@ -18,14 +19,15 @@ import sys
 from pathlib import Path
 
 from segclr import __version__
-from segclr.config import ConfigError
+from segclr.config import MODES, ConfigError
 from segclr.io.images import InputError
 from segclr.training.errors import NonFiniteError
 
 EXAMPLES = """examples:
   segclr demo --out segclr-demo
   segclr fit --config configs/segclr_uda.yaml --out runs/uda --set trainer.max_steps=300 --set model.head=pool
-  segclr fit --config configs/segclr_uda.yaml --out runs/uda --resume
+  segclr fit --out runs/uda --resume                                         # the run's own config.yaml
+  segclr fit --out runs/uda --resume --set trainer.max_steps=3000            # train a finished run longer
   segclr evaluate --checkpoint runs/uda/model.safetensors --images sim/cirrus_like/images --masks sim/cirrus_like/masks
   segclr predict --checkpoint runs/uda/model.safetensors --input my_bscans/ --output my_masks/
   segclr predict --checkpoint runs/uda/model.safetensors --input retouch/ --output pred/      # oct.mhd -> pred/CASE.mhd
@@ -67,15 +69,20 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--target", default=None, help="simulated target device (default: cirrus_like)")
 
     f = sub.add_parser("fit", help="train one run from a YAML config",
-                       description="Train one mode (supervised, upper_bound, segclr_uda, segclr_dg) from a YAML "
-                                   "config; any value can be overridden with --set section.key=value (YAML syntax).",
+                       description=f"Train one mode ({', '.join(MODES)}; one YAML each in configs/) from a YAML "
+                                   "config; any value can be overridden with --set section.key=value (YAML syntax). "
+                                   "--resume continues the run in --out with its own config.yaml: a --config or "
+                                   "--set that changes a training-relevant value is refused, except a larger "
+                                   "trainer.max_steps given with --set (the cosine schedule is stretched to it).",
                        epilog="override examples: --set objective.lambda_sup=10 --set data.pairs=s+a "
                               "--set data.target_domains=[topcon_like] --set trainer.devices=2")
-    f.add_argument("--config", type=Path, default=None, help="YAML config (configs/<mode>.yaml); defaults if omitted")
+    f.add_argument("--config", type=Path, default=None,
+                   help="YAML config (configs/<mode>.yaml); defaults if omitted; with --resume: the run's config.yaml")
     f.add_argument("--out", type=Path, required=True, help="run folder for checkpoints, logs and the model bundle")
     f.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. trainer.max_steps=200 (repeatable)")
-    f.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    f.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint, with its own config.yaml")
 
     e = sub.add_parser("evaluate", help="Dice (and HD95 for volumes) of a model or of predicted masks",
                        description="With --checkpoint and a folder of PNG/TIFF B-scans in --images: score every image "
@@ -163,7 +170,12 @@ def _cmd_fit(args) -> int:
     from segclr.config import load_config
     from segclr.training.trainer import fit
 
-    cfg = load_config(args.config, args.overrides)
+    if args.resume:
+        from segclr.training.checkpointing import resume_config
+
+        cfg = resume_config(args.out, args.config, args.overrides)
+    else:
+        cfg = load_config(args.config, args.overrides)
     res = fit(cfg, args.out, resume=args.resume)
     print(f"trained {res.steps} steps in {res.seconds:.0f} s; model bundle: {res.bundle}")
     return 0
@@ -278,8 +290,20 @@ COMMANDS = {"demo": _cmd_demo, "fit": _cmd_fit, "evaluate": _cmd_evaluate, "pred
             "simulate": _cmd_simulate, "export": _cmd_export, "experiment": _cmd_experiment}
 
 
+def _unparsed(parser: argparse.ArgumentParser, args, extra: list[str]) -> None:
+    """Extra words on the command line: ``--set key value`` gets the ``key=value`` hint."""
+    spaced = [o for o in getattr(args, "overrides", []) if "=" not in o]
+    if spaced and extra:
+        parser.exit(2, f"segclr {args.command}: error: --set {spaced[0]} {extra[0]}: write --set "
+                       f"{spaced[0]}={extra[0]} (section.key=value, no spaces around '=')\n")
+    parser.error(f"unrecognized arguments: {' '.join(extra)}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _unparsed(parser, args, extra)
     try:
         return COMMANDS[args.command](args)
     except (InputError, ConfigError) as err:
