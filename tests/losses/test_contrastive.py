@@ -80,8 +80,35 @@ def test_stable_at_low_temperature_with_large_inputs():
     loss.backward()
     assert torch.isfinite(loss)
     assert torch.isfinite(z1.grad).all()
-    for scale in (1e30, 1e-30):
-        assert torch.isfinite(nt_xent(scale * z1.detach(), scale * z2, temperature=0.01))
+    # Scale invariance, not just finiteness: the rows are normalised, so scaling both views by s
+    # leaves the loss unchanged. At s = 1e30 the squared norms overflow float32 and at s = 1e-30
+    # they underflow; only the per-row max-rescaling in _l2_normalize survives both.
+    expected = reference_nt_xent(z1.detach(), z2, 0.01)
+    assert loss.item() == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    for scale in (1e30, 1e-30, 1e-20, 1e20):
+        scaled = nt_xent(scale * z1.detach(), scale * z2, temperature=0.01)
+        assert scaled.item() == pytest.approx(loss.item(), rel=1e-4, abs=1e-6), scale
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e-6, 1.0, 1e6, 1e30])
+def test_scale_invariance_with_unit_scale_inputs(scale):
+    # Well-separated random embeddings, where the loss is far from its constant-embedding value
+    # log(2N - 1): a normalisation that collapses rows to zero (overflow or underflow) shows.
+    gen = torch.Generator().manual_seed(3)
+    z1, z2 = torch.randn(6, 8, generator=gen), torch.randn(6, 8, generator=gen)
+    base = nt_xent(z1, 0.5 * z1 + z2, temperature=0.1)
+    assert abs(base.item() - math.log(11)) > 0.1
+    x1 = z1.clone().requires_grad_(True)
+    got = nt_xent(scale * x1, scale * (0.5 * z1 + z2), temperature=0.1)
+    assert got.item() == pytest.approx(base.item(), rel=1e-5)
+    # d/dz L(s z) = s L'(s z) = L'(z): the gradient with respect to the unscaled input is unchanged
+    y1 = z1.clone().requires_grad_(True)
+    nt_xent(y1, 0.5 * z1 + z2, temperature=0.1).backward()
+    got.backward()
+    torch.testing.assert_close(x1.grad, y1.grad, rtol=1e-4, atol=1e-6)
+    y1, y2 = z1.double(), (0.5 * z1 + z2).double()
+    got64 = nt_xent(scale * y1, scale * y2, temperature=0.1)
+    assert got64.item() == pytest.approx(reference_nt_xent(y1, y2, 0.1), rel=1e-9)
 
 
 def test_invariant_to_input_scale():
