@@ -77,10 +77,43 @@ def test_non_square_images():
 
 def test_bad_shapes_rejected():
     aug = BatchAugment(AugmentConfig())
-    with pytest.raises(ValueError):
+    # `match=` matters: without the shape check, unpacking a 3-D shape raises a ValueError too
+    with pytest.raises(ValueError, match=r"images must be \(B, C, H, W\), got shape \(1, 32, 32\)"):
         aug(torch.rand(1, 32, 32))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"images must be \(B, C, H, W\), got shape \(1, 1, 1, 32, 32\)"):
+        aug(torch.rand(1, 1, 1, 32, 32))
+    with pytest.raises(ValueError, match=r"masks must be \(B, H, W\) = \(2, 32, 32\), got \(2, 32, 31\)"):
         aug(torch.rand(2, 1, 32, 32), torch.zeros(2, 32, 31, dtype=torch.long))
+    with pytest.raises(ValueError, match="masks must be an integer tensor"):
+        aug(torch.rand(2, 1, 32, 32), torch.zeros(2, 32, 32))
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"gamma": (0.0, 1.0)}, r"augment\.gamma must be > 0"),
+        ({"scale": (0.0, 1.0)}, r"augment\.scale must be > 0"),
+        ({"speckle_looks": (0.0, 2.0)}, r"augment\.speckle_looks must be > 0"),
+        ({"blur_sigma": (-0.1, 1.0)}, r"augment\.blur_sigma and augment\.noise_std must be >= 0"),
+        ({"noise_std": (-0.1, 0.0)}, r"augment\.blur_sigma and augment\.noise_std must be >= 0"),
+    ],
+)
+def test_bad_ranges_rejected(changes, match):
+    with pytest.raises(ValueError, match=match):
+        BatchAugment(dataclasses.replace(AugmentConfig(), **changes))
+
+
+def test_edge_ranges_accepted():
+    # zero speckle looks are fine when speckle is off; zero blur and noise are allowed
+    BatchAugment(dataclasses.replace(AugmentConfig(), speckle_prob=0.0, speckle_looks=(0.0, 0.0)))
+    BatchAugment(dataclasses.replace(AugmentConfig(), blur_sigma=(0.0, 0.0), noise_std=(0.0, 0.0)))
+
+
+def test_empty_batch_passes_through():
+    images = torch.rand(0, 1, 16, 16)
+    masks = torch.zeros(0, 16, 16, dtype=torch.long)
+    out, out_masks = BatchAugment(AugmentConfig())(images, masks)
+    assert out.shape == (0, 1, 16, 16) and out_masks.shape == (0, 16, 16)
 
 
 # --------------------------------------------------------------------------- identity
