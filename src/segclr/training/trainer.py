@@ -177,9 +177,11 @@ def _padded_images(volumes: list, data: SegCLRDataModule, device: torch.device) 
 
 def _training_shift_statistics(module: SegCLRModule, data: SegCLRDataModule) -> dict[str, torch.Tensor]:
     """Bottleneck-feature statistics of every training B-scan, for the domain-shift warning."""
-    vols = data._labeled + [v for vols in data._unlabeled.values() for v in vols]
+    unique = {(v.domain, v.patient): v for v in data._labeled + [v for vs in data._unlabeled.values() for v in vs]}
+    vols = list(unique.values())  # a volume in both a labeled and an unlabeled stream counts once
     emb = bottleneck_embeddings(module.net, _padded_images(vols, data, module.device))
-    return to_bundle_tensors(fit_shift_statistics(emb))
+    groups = [k for k, v in enumerate(vols) for _ in range(len(v.images))]  # threshold: leave one volume out
+    return to_bundle_tensors(fit_shift_statistics(emb, groups=groups))
 
 
 def _check_ranks_in_sync(trainer: L.Trainer, module: SegCLRModule, out: Path) -> None:
