@@ -9,7 +9,7 @@ CONSTRAINTS ?= constraints/cpu.txt
 PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 BIN := $(VENV)/bin
 
-.PHONY: install install-dev demo test bench clean
+.PHONY: install install-dev demo test bench mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ test: install-dev
 bench: install
 	$(BIN)/python benchmarks/bench_augment.py
 	$(BIN)/python benchmarks/bench_train.py --out benchmarks/out
+
+# Mutation testing of the core modules (benchmark-style, not CI; docs/testing.md). Some modules
+# only: make mutation MODULES="metrics pairs"; on a busy machine: make mutation JOBS=1
+MODULES ?=
+JOBS ?= 2
+mutation: $(BIN)/python
+	$(BIN)/pip install -q $(PIP_C) -e ".[dev,mutation]"
+	$(BIN)/python benchmarks/mutation.py --jobs $(JOBS) $(MODULES)
 
 clean:
 	rm -rf $(VENV) segclr-demo .pytest_cache
