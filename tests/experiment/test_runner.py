@@ -66,14 +66,15 @@ def test_killed_experiment_resumes_without_retraining(tmp_path):
             f"run_experiment({str(spec)!r}, {str(out)!r})")
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first = out / "runs" / "first" / "cirrus_like" / "seed0" / "eval.json"
+    cells = {c.method: c for c in expand_cells(load_spec(spec))}
+    first = out / "runs" / cells["first"].run_key / "eval.json"
     deadline = time.time() + 180
     while not first.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert first.exists()
-    second = out / "runs" / "second" / "cirrus_like" / "seed0" / "eval.json"
+    second = out / "runs" / cells["second"].run_key / "eval.json"
     assert not second.exists(), "the experiment finished before it could be killed"
     stamp = first.stat().st_mtime_ns
     bundle = first.parent / "train" / "model.safetensors"
@@ -102,13 +103,16 @@ def _fabricated(tmp_path: Path) -> tuple[Path, Path]:
     lines.append("B,dev,0,h,spectralis,fluid,nan,nan,20")
     results.write_text("\n".join(lines) + "\n")
     per_case = tmp_path / "per_case.csv"
-    case_lines = ["method,target_device,seed,domain,class,case,dice"]
+    case_lines = ["method,target_device,seed,domain,class,case,dice,n_ref,n_pred"]
     diffs = [0.1, 0.2, 0.3, -0.05, 0.15, 0.25]
     for i, d in enumerate(diffs):
-        case_lines.append(f"A,dev,0,dev,fluid,c{i},{0.5 + d}")
-        case_lines.append(f"B,dev,0,dev,fluid,c{i},0.5")
-    case_lines.append("A,dev,0,dev,fluid,empty,nan")
-    case_lines.append("B,dev,0,dev,fluid,empty,0.0")
+        case_lines.append(f"A,dev,0,dev,fluid,c{i},{0.5 + d},100,90")
+        case_lines.append(f"B,dev,0,dev,fluid,c{i},0.5,100,80")
+    # empty references: A right on one (NaN), B hallucinating (0); both hallucinating on the other
+    case_lines.append("A,dev,0,dev,fluid,empty,nan,0,0")
+    case_lines.append("B,dev,0,dev,fluid,empty,0.0,0,12")
+    case_lines.append("A,dev,0,dev,fluid,empty2,0.0,0,3")
+    case_lines.append("B,dev,0,dev,fluid,empty2,0.0,0,7")
     per_case.write_text("\n".join(case_lines) + "\n")
     return results, per_case
 
@@ -128,7 +132,7 @@ def test_aggregation_matches_hand_computation(tmp_path):
     assert pooled[("dev", "A", "dev")]["mean"] == pytest.approx(0.6)
 
     t = paired_test(read_csv(per_case), "dev", "A", "B", "dev")
-    assert t["n"] == 6  # the NaN pair is dropped
+    assert t["n"] == 6  # both empty-reference B-scans are left out for both methods, whatever was predicted
     assert t["mean_diff"] == pytest.approx(sum([0.1, 0.2, 0.3, -0.05, 0.15, 0.25]) / 6)
     assert t["wins"] == 5 and t["losses"] == 1
     # exact two-sided Wilcoxon for n=6 with one negative of the smallest rank: W- = 1 -> p = 4/64
@@ -138,4 +142,57 @@ def test_aggregation_matches_hand_computation(tmp_path):
                           "segclr experiment fab.yaml")
     text = report.read_text()
     assert "0.500 ± 0.100 (n=3)" in text and "0.400 ± 0.173 (n=3)" in text and "0.0625" in text
+    assert "| A | n/a | 1.0 of 2 |" in text and "| B | n/a | 2.0 of 2 |" in text  # false-positive B-scans, per method
+    assert "not independent" in text  # the B-scan-level test is labelled secondary
     assert (tmp_path / "rep" / "bars_dev.png").is_file()
+
+
+@pytest.mark.slow
+def test_changed_cell_retrains_instead_of_reusing_the_old_model(tmp_path):
+    """Regression: a rerun with other steps reported the old model under the new hash."""
+    from segclr.io.bundle import load_bundle
+
+    out = tmp_path / "out"
+    for steps in (1, 3):
+        base = {**TINY_BASE, "trainer": {**TINY_BASE["trainer"], "max_steps": steps}}
+        path = tmp_path / f"exp{steps}.yaml"
+        path.write_text(yaml.safe_dump({"name": "tiny", "seeds": [0], "target_devices": ["cirrus_like"],
+                                        "base": base, "methods": {"sup": {"objective": {"mode": "supervised"}}}}))
+        (cell,) = expand_cells(load_spec(path))
+        run_experiment(path, out)
+        result = json.loads((out / "runs" / cell.run_key / "eval.json").read_text())
+        assert result["config_hash"] == cell.hash
+        train = out / "runs" / cell.run_key / "train"
+        record = json.loads((train / "train.json").read_text())
+        assert record["steps"] == steps and record["config_hash"] == cell.hash
+        _, meta = load_bundle(train / "model.safetensors")
+        assert meta["training"]["steps"] == steps  # the model scored is the one this config trained
+    assert len(list((out / "runs" / "sup" / "cirrus_like").iterdir())) == 2  # one folder per config
+
+
+def test_cosmetic_keys_do_not_change_the_hash_but_training_keys_do(tmp_path):
+    from segclr.experiment.runner import config_hash
+    from segclr.config import from_dict
+
+    base = from_dict(TINY_BASE)
+    quiet = from_dict({**TINY_BASE, "trainer": {**TINY_BASE["trainer"], "progress_bar": True, "log_every_n_steps": 7}})
+    assert config_hash(base) == config_hash(quiet)
+    for key, value in [("max_steps", 3), ("lr", 0.01), ("precision", "bf16-mixed"), ("weight_decay", 0.0)]:
+        other = from_dict({**TINY_BASE, "trainer": {**TINY_BASE["trainer"], key: value}})
+        assert config_hash(other) != config_hash(base), key
+    assert config_hash(base, pretrain=base) != config_hash(base)
+
+
+def test_a_folder_of_another_config_is_never_reused(tmp_path):
+    from segclr.experiment.runner import StaleRunError, _train
+    from segclr.config import from_dict
+
+    out = tmp_path / "train"
+    out.mkdir()
+    (out / "train.json").write_text(json.dumps({"seconds": 1.0, "steps": 3, "config_hash": "old"}))
+    with pytest.raises(StaleRunError, match="old"):
+        _train(from_dict(TINY_BASE), out, bank=None, run_hash="new")
+    (out / "train.json").unlink()
+    (out / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(StaleRunError, match="no train.json"):
+        _train(from_dict(TINY_BASE), out, bank=None, run_hash="new")

@@ -62,10 +62,10 @@ class _Stream(IterableDataset):
     def __iter__(self):
         k = self.start
         while True:
-            yield self.sample(np.random.default_rng([self.seed, k]))
+            yield self.sample(np.random.default_rng([self.seed, k]), k)
             k += 1
 
-    def sample(self, rng: np.random.Generator) -> dict:  # pragma: no cover - abstract
+    def sample(self, rng: np.random.Generator, k: int) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -77,7 +77,7 @@ class LabeledSlices(_Stream):
             raise ValueError("no labeled volumes for training")
         self.volumes, self.crop, self.seed, self.fluid_crop_prob = volumes, crop, seed, fluid_crop_prob
 
-    def sample(self, rng: np.random.Generator) -> dict:
+    def sample(self, rng: np.random.Generator, k: int) -> dict:
         vol = self.volumes[int(rng.integers(len(self.volumes)))]
         s = int(rng.integers(len(vol.images)))
         mask = vol.masks[s]
@@ -92,23 +92,41 @@ class LabeledSlices(_Stream):
 
 
 class SlicePairs(_Stream):
-    """Endless positive pairs (view1, view2, volume id) drawn with :func:`slice_pair`."""
+    """Endless positive pairs (view1, view2, volume id, slice of each view) drawn with :func:`slice_pair`.
 
-    def __init__(self, volumes: list[WorkingVolume], crop: int, mode: str, distance: int, seed: int) -> None:
+    Samples come in batches of ``batch_size`` (the DataLoader's). Within a batch the volumes
+    take turns (a fresh random order per batch), so every batch holds pairs of as many volumes
+    as it can; and the anchor slices of one volume's pairs are stratified over the volume, so
+    they are spread out rather than bunched. Both matter for NT-Xent with Ps pairs, which masks
+    same-volume negatives near the query: a batch must keep negatives from other volumes and
+    from far slices. The sample still depends only on (seed, k).
+    """
+
+    def __init__(self, volumes: list[WorkingVolume], crop: int, mode: str, distance: int, seed: int,
+                 batch_size: int = 1) -> None:
         if not volumes:
             raise ValueError("no unlabeled volumes for the contrastive term")
         self.volumes, self.crop, self.mode, self.distance, self.seed = volumes, crop, mode, distance, seed
+        self.batch_size = max(1, int(batch_size))
 
-    def sample(self, rng: np.random.Generator) -> dict:
-        k = int(rng.integers(len(self.volumes)))
-        vol = self.volumes[k]
-        i, j = slice_pair(len(vol.images), self.mode, self.distance, rng)
+    def sample(self, rng: np.random.Generator, k: int) -> dict:
+        batch, pos = divmod(k, self.batch_size)
+        n_vol = len(self.volumes)
+        order = np.random.default_rng([self.seed, batch, 1]).permutation(n_vol)
+        v = int(order[pos % n_vol])
+        vol = self.volumes[v]
+        # the m-th of this batch's `count` pairs from volume v takes its anchor in stratum m
+        m, count = pos // n_vol, len(range(pos % n_vol, self.batch_size, n_vol))
+        anchor = int((m + rng.random()) * len(vol.images) / count)
+        i, j = slice_pair(len(vol.images), self.mode, self.distance, rng, anchor=anchor)
         y, x = _crop_origin(*vol.images.shape[-2:], self.crop, rng)
         c = self.crop
         return {
             "view1": vol.images[i, :, y:y + c, x:x + c],
             "view2": vol.images[j, :, y:y + c, x:x + c],
-            "group": vol.patient,
+            "group": vol.patient,  # unique per volume within a domain
+            "slice1": i,
+            "slice2": j,
         }
 
 
@@ -152,6 +170,20 @@ class SegCLRDataModule(L.LightningDataModule):
             if d != cfg.data.source_domain and cfg.data.target_patients >= 0:
                 vols = vols[: cfg.data.target_patients]
             self._unlabeled[d] = [to_working_volume(v, self.prep) for v in vols]
+        self._check_negatives()
+
+    def _check_negatives(self) -> None:
+        """Ps/Ps+a with NT-Xent masks same-volume slices near the query: refuse data that leaves none."""
+        cfg = self.cfg
+        if not cfg.uses_contrastive or cfg.objective.contrastive_loss != "ntxent" or cfg.data.pairs == "a":
+            return
+        reach = 2 * cfg.data.pair_distance + 1
+        for d, vols in self._unlabeled.items():
+            if len(vols) == 1 and len(vols[0].images) <= reach:
+                raise InputError(
+                    f"domain {d}: one volume of {len(vols[0].images)} B-scans leaves Ps pairs no negatives "
+                    f"(slices within data.pair_distance={cfg.data.pair_distance} of the query are masked); "
+                    f"add volumes, lower data.pair_distance or use data.pairs=a")
 
     def _seed(self, stream: int) -> int:
         rank = self.trainer.global_rank if self.trainer is not None else 0
@@ -167,7 +199,8 @@ class SegCLRDataModule(L.LightningDataModule):
             )
         for k, (d, vols) in enumerate(self._unlabeled.items(), start=1):
             loaders[d] = DataLoader(
-                SlicePairs(vols, cfg.data.crop_size, cfg.data.pairs, cfg.data.pair_distance, self._seed(k)),
+                SlicePairs(vols, cfg.data.crop_size, cfg.data.pairs, cfg.data.pair_distance, self._seed(k),
+                           cfg.data.batch_size),
                 batch_size=cfg.data.batch_size,
             )
         for loader in loaders.values():

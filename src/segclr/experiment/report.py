@@ -16,7 +16,13 @@ import numpy as np
 import torch
 
 from segclr.evaluation.report import save_figure
+from segclr.experiment.stats import false_positive_scans, fmt_p, paired_test, seed_level_test
 from segclr.io.atomic import atomic_write_text
+
+
+PS_NOTE = ("*Ps on this benchmark:* the 11 annotated Duke B-scans of a patient are not contiguous in the "
+           "original scan, so Ps \"neighbours\" (within `data.pair_distance` of 11 slices) can lie far apart. "
+           "On a user's own volumes (`data.dataset`), Ps pairs are true neighbouring B-scans.")
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -52,30 +58,6 @@ def summarize(rows: list[dict], metric: str = "dice_mean") -> dict[tuple[str, st
             "seeds": sorted(seeds),
         }
     return out
-
-
-def paired_test(cases: list[dict], target: str, reference: str, other: str, domain: str) -> dict | None:
-    """Wilcoxon signed-rank of per-B-scan Dice, reference vs other, paired over (seed, case).
-
-    Pairs where either Dice is NaN (both masks empty) are dropped. Returns None without pairs.
-    """
-    from scipy.stats import wilcoxon
-
-    def table(method: str) -> dict[tuple, float]:
-        return {(r["seed"], r["case"], r["class"]): _f(r["dice"]) for r in cases
-                if r["method"] == method and r["target_device"] == target and r["domain"] == domain}
-
-    a, b = table(reference), table(other)
-    keys = [k for k in a if k in b and not math.isnan(a[k]) and not math.isnan(b[k])]
-    if not keys:
-        return None
-    diff = np.array([a[k] - b[k] for k in keys])
-    if np.allclose(diff, 0):
-        p = 1.0
-    else:
-        p = float(wilcoxon(diff, zero_method="wilcox").pvalue)
-    return {"n": len(keys), "mean_diff": float(diff.mean()), "median_diff": float(np.median(diff)), "p": p,
-            "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum())}
 
 
 def _cell(stats: dict | None) -> str:
@@ -155,6 +137,52 @@ def plot_amount(summary: dict, target: str, amount: dict, domains: list[str], ou
     save_figure(fig, out_png)
 
 
+def _false_positive_section(cases: list[dict], target: str, methods: list[str], domains: list[str]) -> str:
+    lines = ["| method | " + " | ".join(domains) + " |", "|---|" + "---|" * len(domains)]
+    empty = None
+    for m in methods:
+        cells = []
+        for d in domains:
+            fp = false_positive_scans(cases, m, target, d)
+            empty = empty or fp
+            cells.append("n/a" if fp is None else f"{fp['mean']:.1f} of {fp['of']}")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    if empty is None:
+        return ""
+    return ("\n### False-positive B-scans\n\nTest B-scans whose reference has no fluid but whose prediction "
+            "has some (mean over seeds). These B-scans are left out of every paired comparison below, for "
+            "both methods alike.\n\n" + "\n".join(lines) + "\n")
+
+
+def _paired_section(cases: list[dict], target: str, reference: str, methods: list[str]) -> str:
+    seed_lines = [f"| {reference} vs | seeds | mean diff | 95 % bootstrap CI | wins/losses | sign p | Wilcoxon p |",
+                  "|---|---|---|---|---|---|---|"]
+    scan_lines = [f"| {reference} vs | pairs | mean diff | median diff | wins/losses | Wilcoxon p |",
+                  "|---|---|---|---|---|---|"]
+    for m in methods:
+        if m == reference:
+            continue
+        t = seed_level_test(cases, target, reference, m, target)
+        if t:
+            ci = "n/a (1 seed)" if t["n_seeds"] < 2 else f"[{t['ci_low']:+.3f}, {t['ci_high']:+.3f}]"
+            seed_lines.append(f"| {m} | {t['n_seeds']} | {t['mean_diff']:+.3f} | {ci} | {t['wins']}/{t['losses']} | "
+                              f"{fmt_p(t['sign_p'])} | {fmt_p(t['wilcoxon_p'])} |")
+        b = paired_test(cases, target, reference, m, target)
+        if b:
+            scan_lines.append(f"| {m} | {b['n']} | {b['mean_diff']:+.3f} | {b['median_diff']:+.3f} | "
+                              f"{b['wins']}/{b['losses']} | {fmt_p(b['p'])} |")
+    return (f"\n### Paired comparison on the target domain (primary: over seeds)\n\nPer seed, each method's "
+            f"mean Dice over the test B-scans whose reference has fluid; the differences ({reference} minus the "
+            f"other; positive favours {reference}) are summarised over seeds with a 95 % percentile bootstrap "
+            f"interval, a sign test and a Wilcoxon signed-rank test. Seeds are the independent units: the "
+            f"smallest two-sided sign-test p with n seeds is 2^(1-n) (0.25 for 3 seeds, 0.0039 for 10).\n\n"
+            + "\n".join(seed_lines)
+            + "\n\n### Secondary: over (seed, B-scan) pairs\n\nWilcoxon signed-rank over (seed, B-scan) pairs "
+            "with fluid in the reference. The 22 test B-scans come from 2 patients, so these pairs are not "
+            "independent and the p-values overstate the evidence: a description, not a test of the claim.\n\n"
+            + "\n".join(scan_lines) + "\n")
+
+
 def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Path, wall_seconds: float,
                  seeds: list[int], command_line: str, status: str = "") -> Path:
     rows, cases = read_csv(results_csv), read_csv(per_case_csv)
@@ -180,7 +208,7 @@ def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Pat
         parts.append(f"\n### Pooled Dice\n\n{method_table(pooled, target, methods, domains)}\n")
         ablation = ablation_table(summary, target, methods)
         if ablation:
-            parts.append(f"\n### Head x pair ablation (target Dice)\n\n{ablation}\n")
+            parts.append(f"\n### Head x pair ablation (target Dice)\n\n{ablation}\n\n{PS_NOTE}\n")
         if spec.get("amount"):
             amount = {int(k): v for k, v in spec["amount"].items()}
             lines = ["| unlabeled target patients | method | " + " | ".join(domains) + " |",
@@ -193,19 +221,9 @@ def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Pat
             parts.append(f"\n![amount](amount_{target}.png)\n")
         plot_bars(summary, target, methods, domains, out_dir / f"bars_{target}.png")
         parts.append(f"\n![bars](bars_{target}.png)\n")
+        parts.append(_false_positive_section(cases, target, methods, domains))
         if reference and reference in methods:
-            lines = [f"| {reference} vs | pairs | mean diff | median diff | wins/losses | Wilcoxon p |",
-                     "|---|---|---|---|---|---|"]
-            for m in methods:
-                if m == reference:
-                    continue
-                t = paired_test(cases, target, reference, m, target)
-                if t:
-                    lines.append(f"| {m} | {t['n']} | {t['mean_diff']:+.3f} | {t['median_diff']:+.3f} | "
-                                 f"{t['wins']}/{t['losses']} | {t['p']:.3g} |")
-            parts.append(f"\n### Paired test on the target domain\n\nWilcoxon signed-rank over (seed, B-scan) "
-                         f"pairs of per-B-scan Dice; positive differences favour {reference}. B-scans where both "
-                         f"masks are empty (NaN) are dropped.\n\n" + "\n".join(lines) + "\n")
+            parts.append(_paired_section(cases, target, reference, methods))
     report = out_dir / "RESULTS.md"
     atomic_write_text(report, "\n".join(p for p in parts if p))
     return report

@@ -18,9 +18,11 @@ An experiment file (``configs/experiments/*.yaml``)::
     amount: {0: segclr_dg, 1: segclr_uda_target1, 3: segclr_uda_ch_a}   # optional, for the report
 
 Cells are methods x target devices x seeds. Each cell trains into
-``OUT/runs/<method>/<target>/seed<k>/`` and is finished when its ``eval.json`` exists with the
-same config hash; a killed experiment re-run skips finished cells and resumes an unfinished
-training from its last checkpoint. After every cell the aggregates (``results.csv``,
+``OUT/runs/<method>/<target>/seed<k>-<config hash>/`` and is finished when its ``eval.json``
+exists with the same config hash. The hash covers the whole config (and the pretraining
+config) except what only changes the reporting (``COSMETIC_KEYS``), so changing a cell, e.g. its
+steps, trains it afresh in a new folder instead of reusing an old model. A killed experiment
+re-run skips finished cells and resumes an unfinished training from its last checkpoint. After every cell the aggregates (``results.csv``,
 ``per_case.csv``) are rewritten, and at the end the report (``RESULTS.md`` and figures).
 """
 
@@ -47,7 +49,7 @@ from segclr.training.trainer import fit
 
 RESULT_FIELDS = ["method", "target_device", "seed", "config_hash", "domain", "class", "dice_mean", "dice_pooled",
                  "train_seconds"]
-CASE_FIELDS = ["method", "target_device", "seed", "domain", "class", "case", "dice"]
+CASE_FIELDS = ["method", "target_device", "seed", "domain", "class", "case", "dice", "n_ref", "n_pred"]
 SPEC_KEYS = {"name", "description", "seeds", "target_devices", "reference", "base", "methods", "amount"}
 
 
@@ -63,6 +65,11 @@ class Cell:
     @property
     def key(self) -> str:
         return f"{self.method}/{self.target}/seed{self.seed}"
+
+    @property
+    def run_key(self) -> str:
+        """Folder of this cell under ``OUT/runs``: keyed by the config hash, so a changed cell retrains."""
+        return f"{self.key}-{self.hash}"
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -118,8 +125,21 @@ def expand_methods(spec: dict) -> dict[str, dict]:
     return out
 
 
+# Keys that change how a run reports, never what it learns: they stay out of the hash.
+COSMETIC_KEYS = {"trainer": ("progress_bar", "log_every_n_steps", "tensorboard", "checkpoint_every_n_steps")}
+
+
+def _hashed(cfg: RunConfig) -> dict:
+    values = cfg.to_dict()
+    for section, keys in COSMETIC_KEYS.items():
+        for key in keys:
+            values[section].pop(key, None)
+    return values
+
+
 def config_hash(cfg: RunConfig, pretrain: RunConfig | None = None) -> str:
-    blob = json.dumps({"cfg": cfg.to_dict(), "pretrain": pretrain.to_dict() if pretrain else None}, sort_keys=True)
+    """Hash of everything that can change a cell's result: its config and its pretraining config."""
+    blob = json.dumps({"cfg": _hashed(cfg), "pretrain": _hashed(pretrain) if pretrain else None}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
@@ -158,14 +178,28 @@ def _finished(run_dir: Path, cell: Cell) -> bool:
         return False
 
 
-def _train(cfg: RunConfig, out: Path, bank: DomainBank) -> float:
-    """Train into ``out`` unless already done; resume an interrupted run. Returns seconds."""
-    bundle = out / "model.safetensors"
-    if bundle.is_file():
-        return float(json.loads((out / "train.json").read_text())["seconds"]) if (out / "train.json").is_file() else 0.0
+class StaleRunError(RuntimeError):
+    """A run folder holds a model trained with another configuration."""
+
+
+def _train(cfg: RunConfig, out: Path, bank: DomainBank, run_hash: str) -> float:
+    """Train into ``out`` unless already done; resume an interrupted run. Returns seconds.
+
+    ``out`` belongs to one config hash (``train.json`` records it). A folder that holds another
+    hash's model or checkpoint is never reused.
+    """
+    record = out / "train.json"
+    if record.is_file():
+        done = json.loads(record.read_text())
+        if done.get("config_hash") != run_hash:
+            raise StaleRunError(f"{out}: holds a run of config {done.get('config_hash')}, not {run_hash}; "
+                                f"move it away")
+        return float(done["seconds"])
+    if (out / "model.safetensors").is_file():
+        raise StaleRunError(f"{out}: holds a model with no train.json to say which config made it; move it away")
     resume = (out / "checkpoints" / "last.ckpt").is_file()
     res = fit(cfg, out, resume=resume, bank=bank)
-    atomic_write_text(out / "train.json", json.dumps({"seconds": res.seconds, "steps": res.steps}))
+    atomic_write_text(record, json.dumps({"seconds": res.seconds, "steps": res.steps, "config_hash": run_hash}))
     return res.seconds
 
 
@@ -173,9 +207,9 @@ def run_cell(cell: Cell, run_dir: Path, bank: DomainBank, progress: bool = False
     seconds = 0.0
     cfg = cell.config
     if cell.pretrain is not None:
-        seconds += _train(cell.pretrain, run_dir / "pretrain", bank)
+        seconds += _train(cell.pretrain, run_dir / "pretrain", bank, config_hash(cell.pretrain))
         cfg = from_dict(_merge(cfg.to_dict(), {"objective": {"init_from": str(run_dir / "pretrain" / "model.safetensors")}}))
-    seconds += _train(cfg, run_dir / "train", bank)
+    seconds += _train(cfg, run_dir / "train", bank, cell.hash)
     predictor = Predictor(run_dir / "train" / "model.safetensors")
     summaries = evaluate_domains(predictor, bank, cfg.data.eval_domains, progress=progress)
     result = {
@@ -200,7 +234,7 @@ def _rows(result: dict) -> tuple[list[dict], list[dict]]:
                 cases.append({
                     "method": result["method"], "target_device": result["target_device"], "seed": result["seed"],
                     "domain": domain, "class": summary["mean"][label]["name"], "case": case["reference_file"],
-                    "dice": m["Dice"],
+                    "dice": m["Dice"], "n_ref": m["n_ref"], "n_pred": m["n_pred"],
                 })
     return rows, cases
 
@@ -217,8 +251,8 @@ def aggregate(out: Path, cells: list[Cell]) -> tuple[Path, Path]:
     """Rewrite ``results.csv`` and ``per_case.csv`` from the finished cells' ``eval.json``."""
     rows, cases = [], []
     for cell in cells:
-        path = out / "runs" / cell.key / "eval.json"
-        if _finished(out / "runs" / cell.key, cell):
+        path = out / "runs" / cell.run_key / "eval.json"
+        if _finished(out / "runs" / cell.run_key, cell):
             r, c = _rows(json.loads(path.read_text()))
             rows += r
             cases += c
@@ -237,7 +271,7 @@ def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] 
     out = Path(out_dir)
     if dry_run:
         for cell in cells:
-            state = "done" if _finished(out / "runs" / cell.key, cell) else "todo"
+            state = "done" if _finished(out / "runs" / cell.run_key, cell) else "todo"
             print(f"{state:5} {cell.key}  ({cell.config.objective.mode}, {cell.config.trainer.max_steps} steps, "
                   f"hash {cell.hash})")
         return cells
@@ -245,7 +279,7 @@ def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] 
     bank = DomainBank(cells[0].config.data.simulation_seed)
     start = time.perf_counter()
     for i, cell in enumerate([] if report_only else cells, 1):
-        run_dir = out / "runs" / cell.key
+        run_dir = out / "runs" / cell.run_key
         if _finished(run_dir, cell):
             print(f"[{i}/{len(cells)}] {cell.key}: done, skipped", flush=True)
             continue
@@ -254,7 +288,7 @@ def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] 
         aggregate(out, cells)
     results, per_case = aggregate(out, cells)
     wall = time.perf_counter() - start
-    done = sum(_finished(out / "runs" / c.key, c) for c in cells)
+    done = sum(_finished(out / "runs" / c.run_key, c) for c in cells)
     write_report(spec, results, per_case, Path(report_dir) if report_dir else out, wall_seconds=wall,
                  seeds=sorted({c.seed for c in cells}), command_line=f"segclr experiment {spec_path} --out {out_dir}",
                  status=f"{done} of {len(cells)} cells finished")

@@ -23,6 +23,7 @@ __all__ = [
     "gather_no_grad",
     "nt_xent",
     "nt_xent_logits",
+    "negatives_per_query",
     "NTXentLoss",
     "simsiam_loss",
     "SimSiamLoss",
@@ -131,6 +132,8 @@ def nt_xent_logits(
     temperature: float = 0.1,
     groups: Tensor | None = None,
     gather: bool = True,
+    slices: tuple[Tensor, Tensor] | None = None,
+    window: int = 0,
 ) -> tuple[Tensor, Tensor]:
     """Masked NT-Xent logits and targets for the local queries; ``nt_xent`` is their cross-entropy.
 
@@ -139,6 +142,11 @@ def nt_xent_logits(
         temperature: softmax temperature (> 0).
         groups: optional integer (N,) group ids (e.g. volume id). Same-group negatives are masked.
         gather: gather keys from all DDP ranks (no-op when not distributed).
+        slices: optional ``(slices1, slices2)``, integer (N,) positions (slice index in the volume)
+            of the rows of ``z1`` and ``z2``. With ``groups``, only same-group negatives whose
+            position is within ``window`` of the query's are masked (neighbouring slices, the
+            false negatives of Ps pairs); farther slices of the same volume stay negatives.
+        window: the masking distance used with ``slices`` (>= 0).
 
     Returns:
         ``(logits, targets)``: logits of shape (2N, 2N') where N' = N * world_size (or N without
@@ -155,6 +163,15 @@ def nt_xent_logits(
             raise ValueError(f"groups must have shape (N,) = ({n},), got {shape}")
         if groups.is_floating_point() or groups.is_complex() or groups.dtype == torch.bool:
             raise ValueError(f"groups must be an integer tensor, got dtype {groups.dtype}")
+    if slices is not None:
+        if groups is None:
+            raise ValueError("slices need groups: positions are compared only within a group")
+        if len(slices) != 2 or any(not isinstance(t, Tensor) or t.shape != (n,) for t in slices):
+            raise ValueError(f"slices must be two integer tensors of shape (N,) = ({n},)")
+        if any(t.is_floating_point() or t.dtype == torch.bool for t in slices):
+            raise ValueError("slices must be integer tensors")
+        if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+            raise ValueError(f"window must be an integer >= 0, got {window!r}")
 
     q1, q2 = _l2_normalize(z1), _l2_normalize(z2)
     rank, world_size = _distributed_world() if gather else (0, 1)
@@ -178,12 +195,24 @@ def nt_xent_logits(
     if groups is not None:
         g_keys = gather_no_grad(groups.to(device)) if world_size > 1 else groups.to(device)
         g_q, g_k = groups.to(device).repeat(2), g_keys.repeat(2)
-        mask |= g_q[:, None] == g_k[None, :]
+        same = g_q[:, None] == g_k[None, :]
+        if slices is not None:
+            s1, s2 = (t.to(device) for t in slices)
+            k1s, k2s = (gather_no_grad(s1), gather_no_grad(s2)) if world_size > 1 else (s1, s2)
+            s_q, s_k = torch.cat([s1, s2]), torch.cat([k1s, k2s])
+            same &= (s_q[:, None] - s_k[None, :]).abs() <= window
+        mask |= same
         mask[rows, targets] = False  # the positive always stays
     # -inf is exact: softmax gives the masked entries weight 0 and gradient 0; every row keeps at
-    # least its positive, so the log-sum-exp stays finite.
+    # least its positive, so the log-sum-exp stays finite. A row with no negative left has loss 0
+    # and no gradient: ``negatives_per_query`` lets callers detect it.
     logits = logits.masked_fill(mask, float("-inf"))
     return logits, targets
+
+
+def negatives_per_query(logits: Tensor) -> Tensor:
+    """Number of negatives left in each row of ``nt_xent_logits``' logits (unmasked keys - positive)."""
+    return torch.isfinite(logits).sum(dim=1) - 1
 
 
 def nt_xent(
@@ -192,6 +221,8 @@ def nt_xent(
     temperature: float = 0.1,
     groups: Tensor | None = None,
     gather: bool = True,
+    slices: tuple[Tensor, Tensor] | None = None,
+    window: int = 0,
 ) -> Tensor:
     """SimCLR NT-Xent loss (Chen et al. 2020, https://arxiv.org/abs/2002.05709).
 
@@ -216,9 +247,11 @@ def nt_xent(
         z1: (N, D) embeddings of the first view (any scale; rows are L2-normalised here).
         z2: (N, D) embeddings of the second view; ``(z1[i], z2[i])`` is a positive pair.
         temperature: t > 0 (default 0.1).
-        groups: optional integer (N,) ids, e.g. volume/patient id. Negatives sharing the query's
+        groups: optional integer (N,) ids, e.g. volume id. Negatives sharing the query's
             group (other than its positive) are dropped from the denominator, since for
-            neighbouring-slice pairs they would be false negatives.
+            neighbouring-slice pairs they would be false negatives. Leave it None for Pa pairs.
+        slices, window: restrict that masking to same-group negatives within ``window`` slices
+            (see ``nt_xent_logits``).
         gather: use negatives from all DDP ranks (ignored when not distributed).
 
     Returns:
@@ -230,7 +263,8 @@ def nt_xent(
         >>> loss.shape
         torch.Size([])
     """
-    logits, targets = nt_xent_logits(z1, z2, temperature=temperature, groups=groups, gather=gather)
+    logits, targets = nt_xent_logits(z1, z2, temperature=temperature, groups=groups, gather=gather,
+                                     slices=slices, window=window)
     return F.cross_entropy(logits, targets)
 
 

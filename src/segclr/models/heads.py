@@ -37,7 +37,8 @@ class ChannelProjectionHead(nn.Module):
         if reduced_channels < 1 or in_channels < 1:
             raise ValueError(f"channels must be >= 1, got in={in_channels}, k={reduced_channels}")
         self.feature_size = tuple(feature_size)
-        self.reduce = nn.Conv2d(in_channels, reduced_channels, 1)
+        # no bias: the MLP's BatchNorm1d removes any constant shift, so a bias would get no gradient
+        self.reduce = nn.Conv2d(in_channels, reduced_channels, 1, bias=False)
         self.mlp = _mlp(reduced_channels * self.feature_size[0] * self.feature_size[1], hidden_dim, out_dim)
 
     def forward(self, feature: Tensor) -> Tensor:

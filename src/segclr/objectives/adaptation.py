@@ -6,7 +6,10 @@
 * :class:`EntropyMinObjective` (Vu et al., ADVENT, CVPR 2019, its direct entropy term):
   minimise the mean per-pixel entropy of the softmax prediction on unlabeled target images.
 * :func:`adapt_batchnorm` (Li et al., AdaBN, 2016): after supervised training, re-estimate the
-  BatchNorm running statistics on target images; nothing else changes.
+  BatchNorm running statistics on all target-train images in one pass; nothing else changes.
+
+DANN and entropy minimisation pass target images through the network with the labeled batch;
+``objective.bn_stats=labeled`` keeps them out of its BatchNorm statistics (see ``forward_split``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from torch import Tensor, nn
 from segclr.config import RunConfig
 from segclr.losses import make_supervised_loss
 from segclr.models import UNet
-from segclr.objectives.base import Objective, StepOutput, augment_labeled
+from segclr.objectives.base import Objective, StepOutput, augment_labeled, forward_split
 
 
 class _ReverseGrad(torch.autograd.Function):
@@ -59,7 +62,7 @@ class DANNObjective(Objective):
     def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:
         x, y = augment_labeled(augment, batch["labeled"])
         xt = _target_images(self, batch, augment)
-        feats = net.encode(torch.cat([x, xt]))
+        feats = forward_split(net, net.encode, x, [xt], self.cfg.objective.bn_stats)
         n = len(x)
         sup = self.sup_loss(net.decode([f[:n] for f in feats]), y)
         pooled = reverse_gradient(feats[-1].mean(dim=(-2, -1)), grl_coefficient(self.progress))
@@ -79,7 +82,7 @@ class EntropyMinObjective(Objective):
     def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:
         x, y = augment_labeled(augment, batch["labeled"])
         xt = _target_images(self, batch, augment)
-        logits = net(torch.cat([x, xt]))
+        logits = forward_split(net, net, x, [xt], self.cfg.objective.bn_stats)
         n = len(x)
         sup = self.sup_loss(logits[:n], y)
         p = torch.softmax(logits[n:], dim=1)
@@ -90,23 +93,26 @@ class EntropyMinObjective(Objective):
 
 
 @torch.no_grad()
-def adapt_batchnorm(net: UNet, images: Tensor, batch_size: int = 16) -> int:
+def adapt_batchnorm(net: UNet, images: Tensor, max_images: int = 256) -> int:
     """Replace every BatchNorm's running mean/var by the statistics of ``images`` (N, 1, H, W).
 
-    Uses a cumulative average over all batches (momentum=None), then restores the modules'
-    momentum. Only BatchNorm buffers change. Returns the number of BatchNorm layers adapted.
+    One forward pass over all the images at once, so every B-scan weighs the same and the
+    statistics are those of the whole set (batches averaged with equal weight would let a final
+    batch of one B-scan set a third of the mean). More than ``max_images`` B-scans (memory) are
+    thinned to that many, evenly spaced. Only BatchNorm buffers change. Returns the number of
+    BatchNorm layers adapted.
     """
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns or len(images) == 0:
         return 0
+    if len(images) > max_images:
+        images = images[torch.linspace(0, len(images) - 1, max_images).round().long()]
     was_training = net.training
     momenta = [m.momentum for m in bns]
     for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
+        m.momentum = 1.0  # running = this pass's batch statistics, exactly
     net.train()
-    for start in range(0, len(images), batch_size):
-        net(images[start:start + batch_size])
+    net(images)
     for m, momentum in zip(bns, momenta):
         m.momentum = momentum
     net.train(was_training)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
+import torch
 from torch import Tensor, nn
 
 from segclr.config import RunConfig
@@ -33,6 +36,39 @@ class Objective(nn.Module):
 
 def augment_labeled(augment: nn.Module, batch: dict) -> tuple[Tensor, Tensor]:
     return augment(batch["image"], batch["mask"])
+
+
+@contextmanager
+def running_stats_frozen(net: nn.Module) -> Iterator[None]:
+    """BatchNorm layers keep normalising with batch statistics but leave their running statistics alone."""
+    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch
+    try:
+        yield
+    finally:
+        for m, momentum in zip(bns, saved):
+            m.momentum = momentum
+
+
+def forward_split(net: nn.Module, fn, labeled: Tensor | None, unlabeled: list[Tensor], bn_stats: str):
+    """``fn`` (``net.encode`` or ``net`` itself) over the labeled batch followed by the unlabeled images.
+
+    ``bn_stats="joint"``: one pass over everything, so BatchNorm statistics mix the domains.
+    ``"labeled"``: two passes; the unlabeled one neither shares batch statistics with the labeled
+    images nor updates the running statistics. Returns what one joint pass would (tensors or
+    lists of tensors concatenated along the batch).
+    """
+    parts = ([labeled] if labeled is not None else []) + list(unlabeled)
+    if bn_stats == "joint" or labeled is None or not unlabeled:
+        return fn(torch.cat(parts))
+    out_l = fn(labeled)
+    with running_stats_frozen(net):
+        out_u = fn(torch.cat(list(unlabeled)))
+    if isinstance(out_l, Tensor):
+        return torch.cat([out_l, out_u])
+    return [torch.cat([a, b]) for a, b in zip(out_l, out_u)]
 
 
 def build_objective(cfg: RunConfig, net: UNet) -> Objective:

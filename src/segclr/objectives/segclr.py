@@ -10,21 +10,26 @@ over the unlabeled domains d (UDA: source and target, which gives the paper's
 
 All images of a step (the labeled batch and both views of every domain's pairs) go through
 the encoder in one pass: one large batch is faster than five small ones, and BatchNorm sees
-every domain of the step. Only the labeled part is decoded.
+every domain of the step (``objective.bn_stats=joint``; ``labeled`` keeps the unlabeled images
+out of the labeled batch's statistics, the study's BatchNorm control). Only the labeled part is
+decoded.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segclr.config import RunConfig
 from segclr.data.pairs import pair_is_augmented
-import torch.nn.functional as F
-
-from segclr.losses import make_supervised_loss, nt_xent_logits, simsiam_loss
+from segclr.losses import make_supervised_loss, negatives_per_query, nt_xent_logits, simsiam_loss
 from segclr.models import ChannelProjectionHead, PoolProjectionHead, SimSiamPredictor, UNet, count_parameters
-from segclr.objectives.base import Objective, StepOutput, augment_labeled
+from segclr.objectives.base import Objective, StepOutput, augment_labeled, forward_split
+
+
+class NoNegativesError(RuntimeError):
+    """A contrastive term had no negative left for any query: it would train nothing."""
 
 
 def build_head(cfg: RunConfig, net: UNet) -> nn.Module:
@@ -49,6 +54,8 @@ class SegCLRObjective(Objective):
         )
         self.domains = list(cfg.unlabeled_domains)
         self.augment_pairs = pair_is_augmented(cfg.data.pairs)
+        # Ps/Ps+a: same-volume slices within the pair distance would be false negatives; Pa masks nothing.
+        self.mask_neighbours = cfg.data.pairs in ("s", "s+a")
 
     def describe(self, net: UNet) -> str:
         unet = count_parameters(net)
@@ -60,12 +67,24 @@ class SegCLRObjective(Objective):
             f"(+{100.0 * head / unet:.2f} % over the UNet, training only)"
         )
 
-    def _contrastive(self, z1: Tensor, z2: Tensor, groups: Tensor, logs: dict) -> Tensor:
+    def _contrastive(self, z1: Tensor, z2: Tensor, pairs: dict, domain: str, logs: dict) -> Tensor:
         if self.predictor is not None:
             return simsiam_loss(self.predictor(z1), self.predictor(z2), z1, z2)
-        logits, targets = nt_xent_logits(z1, z2, self.cfg.objective.temperature, groups=groups)
+        masking = {}
+        if self.mask_neighbours:
+            masking = {"groups": pairs["group"], "slices": (pairs["slice1"], pairs["slice2"]),
+                       "window": self.cfg.data.pair_distance}
+        logits, targets = nt_xent_logits(z1, z2, self.cfg.objective.temperature, **masking)
+        negatives = negatives_per_query(logits)
+        if int(negatives.max()) == 0:
+            raise NoNegativesError(
+                f"the contrastive term of domain {domain} has no negatives: every other pair of the batch is a "
+                f"neighbouring slice of the same volume. Use more volumes, a larger data.batch_size, a smaller "
+                f"data.pair_distance or Pa pairs (data.pairs=a)")
         # Keys per query after the DDP gather (2 x global pairs): evidence that all ranks' negatives count.
         logs["con/keys"] = float(logits.shape[1])
+        logs[f"con/negatives_{domain}"] = negatives.float().mean()
+        logs[f"con/negatives_min_{domain}"] = negatives.min().float()
         return F.cross_entropy(logits, targets)
 
     def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:
@@ -79,7 +98,9 @@ class SegCLRObjective(Objective):
                 v2, _ = augment(v2)
             chunks += [v1, v2]
             sizes += [len(v1), len(v2)]
-        feats = net.encode(torch.cat(chunks))
+        labeled = chunks[0] if x is not None else None
+        feats = forward_split(net, net.encode, labeled, chunks[1:] if x is not None else chunks,
+                              self.cfg.objective.bn_stats)
         n_lab = sizes[0]
         sup = self.sup_loss(net.decode([f[:n_lab] for f in feats]), y) if n_lab else feats[-1].new_zeros(())
 
@@ -91,7 +112,7 @@ class SegCLRObjective(Objective):
             n1, n2 = sizes[1 + 2 * k], sizes[2 + 2 * k]
             z1, z2 = z[offset:offset + n1], z[offset + n1:offset + n1 + n2]
             offset += n1 + n2
-            term = self._contrastive(z1, z2, batch[d]["group"], logs)
+            term = self._contrastive(z1, z2, batch[d], d, logs)
             logs[f"loss/con_{d}"] = term.detach()
             con_terms.append(term)
         con = torch.stack(con_terms).mean()

@@ -1,0 +1,115 @@
+"""Paired comparisons of two methods from ``per_case.csv``, at the level the evidence supports.
+
+Two rules hold everywhere here:
+
+* **Which B-scans count is decided by the reference mask only.** Dice is scored on the B-scans
+  whose reference has the class (``n_ref > 0``), for both methods alike. A B-scan with an empty
+  reference has no Dice worth comparing (NaN when nothing is predicted, 0 for any false
+  positive), so dropping pairs where *either* method is NaN would silently remove exactly the
+  B-scans where one method is right and the other hallucinates. Those B-scans are counted
+  separately, as false-positive B-scans.
+* **Seeds are the independent units.** The test B-scans come from two patients, so
+  (seed, B-scan) pairs are not independent. The primary comparison takes, per seed, each
+  method's mean Dice over the B-scans with fluid, and tests the per-seed differences (mean,
+  95 % bootstrap interval over seeds, sign test, Wilcoxon signed-rank). The B-scan-level
+  Wilcoxon over (seed, B-scan) pairs is kept as a secondary figure and labelled as such.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+
+def _f(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _has_reference(row: dict) -> bool:
+    if "n_ref" not in row or row["n_ref"] in ("", None):
+        raise ValueError("per_case.csv has no n_ref column (written by an older segclr): rerun the cells, "
+                         "or `segclr experiment ... --report-only` after re-evaluating")
+    return _f(row["n_ref"]) > 0
+
+
+def case_table(cases: list[dict], method: str, target: str, domain: str) -> dict[tuple, dict]:
+    """(seed, case, class) -> row of one method on one domain."""
+    return {(r["seed"], r["case"], r["class"]): r for r in cases
+            if r["method"] == method and r["target_device"] == target and r["domain"] == domain}
+
+
+def false_positive_scans(cases: list[dict], method: str, target: str, domain: str) -> dict | None:
+    """B-scans with an empty reference on which the method predicted the class anyway, per seed."""
+    per_seed: dict[str, list[bool]] = defaultdict(list)
+    for (seed, _, _), r in case_table(cases, method, target, domain).items():
+        if not _has_reference(r):
+            per_seed[seed].append(_f(r["n_pred"]) > 0)
+    if not per_seed:
+        return None
+    counts = [sum(v) for v in per_seed.values()]
+    return {"mean": float(np.mean(counts)), "of": len(next(iter(per_seed.values()))), "n_seeds": len(counts)}
+
+
+def dice_with_fluid(cases: list[dict], method: str, target: str, domain: str) -> dict[str, float]:
+    """seed -> mean Dice over the B-scans whose reference has the class (NaN-free by construction)."""
+    per_seed: dict[str, list[float]] = defaultdict(list)
+    for (seed, _, _), r in case_table(cases, method, target, domain).items():
+        if _has_reference(r):
+            per_seed[seed].append(_f(r["dice"]))
+    return {seed: float(np.mean(v)) for seed, v in per_seed.items()}
+
+
+def bootstrap_ci(values: np.ndarray, n_boot: int = 10000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (fixed generator: the report is reproducible)."""
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = rng.choice(values, size=(n_boot, len(values)), replace=True).mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def seed_level_test(cases: list[dict], target: str, reference: str, other: str, domain: str) -> dict | None:
+    """Primary test: per-seed differences of mean Dice over B-scans with fluid, reference - other."""
+    from scipy.stats import binomtest, wilcoxon
+
+    a = dice_with_fluid(cases, reference, target, domain)
+    b = dice_with_fluid(cases, other, target, domain)
+    seeds = sorted(set(a) & set(b), key=lambda s: int(s))
+    if not seeds:
+        return None
+    diff = np.array([a[s] - b[s] for s in seeds])
+    wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
+    sign_p = float(binomtest(wins, wins + losses).pvalue) if wins + losses else 1.0
+    wil_p = float(wilcoxon(diff).pvalue) if len(diff) > 1 and not np.allclose(diff, 0) else float("nan")
+    lo, hi = bootstrap_ci(diff)
+    return {"n_seeds": len(seeds), "mean_diff": float(diff.mean()), "ci_low": lo, "ci_high": hi,
+            "wins": wins, "losses": losses, "sign_p": sign_p, "wilcoxon_p": wil_p}
+
+
+def paired_test(cases: list[dict], target: str, reference: str, other: str, domain: str) -> dict | None:
+    """Secondary: Wilcoxon signed-rank over (seed, B-scan) pairs with fluid in the reference.
+
+    Not independent pairs (two test patients): read it as a description, not as evidence.
+    """
+    from scipy.stats import wilcoxon
+
+    a, b = case_table(cases, reference, target, domain), case_table(cases, other, target, domain)
+    keys = [k for k in a if k in b and _has_reference(a[k])]
+    if not keys:
+        return None
+    diff = np.array([_f(a[k]["dice"]) - _f(b[k]["dice"]) for k in keys])
+    if np.any(np.isnan(diff)):  # cannot happen with a non-empty reference; guard against a bad file
+        raise ValueError(f"NaN Dice on a B-scan with fluid in per_case.csv ({reference} vs {other})")
+    p = 1.0 if np.allclose(diff, 0) else float(wilcoxon(diff, zero_method="wilcox").pvalue)
+    return {"n": len(keys), "mean_diff": float(diff.mean()), "median_diff": float(np.median(diff)), "p": p,
+            "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum())}
+
+
+def fmt_p(p: float) -> str:
+    return "n/a" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p:.3g}"
