@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -133,3 +134,129 @@ def test_console_script_help_and_error_exit_code():
     res = subprocess.run(exe.split() + ["simulate", "--device", "nope", "--out", "/tmp/never"], capture_output=True,
                          text=True)
     assert res.returncode == 2 and "nope" in res.stderr
+
+
+# --- issue 17: a newcomer's first hour ------------------------------------------------------------
+
+def test_bundle_threshold_is_calibrated_leaving_one_volume_out(run_dir):
+    from segclr.inference.predict import Predictor
+
+    n_scans, n_volumes = Predictor(run_dir / "model.safetensors").shift_stats["calibration"].tolist()
+    assert n_volumes == 8 and n_scans == 88  # Spectralis 1-5 (labeled and unlabeled: once) + cirrus_like 6-8
+
+
+def test_every_output_file_is_readable_by_others(tmp_path, scans, capsys):
+    """Files 0644 and folders 0755 under umask 022: model.safetensors included (safetensors makes 0600)."""
+    old = os.umask(0o022)
+    try:
+        run = tmp_path / "run"
+        assert main(["fit", "--config", str(CONFIGS / "supervised.yaml"), "--out", str(run), *TINY,
+                     "--set", "trainer.max_steps=1"]) == 0
+        bundle = run / "model.safetensors"
+        assert main(["predict", "--checkpoint", str(bundle), "--input", str(scans / "images"),
+                     "--output", str(tmp_path / "pred")]) == 0
+        assert main(["evaluate", "--checkpoint", str(bundle), "--images", str(scans / "images"), "--masks",
+                     str(scans / "masks"), "--out", str(tmp_path / "eval" / "summary.json")]) == 0
+        assert main(["export", "--checkpoint", str(bundle), "--format", "torchscript"]) == 0
+        assert main(["simulate", "--device", "spectralis", "--patients", "9", "--out", str(tmp_path / "sim")]) == 0
+    finally:
+        os.umask(old)
+    paths = [p for p in tmp_path.rglob("*") if "scans" not in p.parts]
+    assert bundle in paths and (run / "model.pt") in paths and (run / "checkpoints" / "last.ckpt") in paths
+    wrong = {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in paths
+             if p.stat().st_mode & 0o777 != (0o755 if p.is_dir() else 0o644)}
+    assert not wrong
+
+
+def test_checkpoint_may_be_the_run_folder_but_not_a_ckpt(run_dir, scans, tmp_path, capsys):
+    assert main(["predict", "--checkpoint", str(run_dir), "--input", str(scans / "images"),
+                 "--output", str(tmp_path / "pred")]) == 0
+    capsys.readouterr()
+    for ckpt in (run_dir / "checkpoints" / "last.ckpt",):
+        assert main(["predict", "--checkpoint", str(ckpt), "--input", str(scans / "images"),
+                     "--output", str(tmp_path / "pred2")]) == 2
+        err = capsys.readouterr().err
+        assert "Lightning training checkpoint" in err and str(run_dir / "model.safetensors") in err
+    assert not (tmp_path / "pred2").exists()
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--set", "trainer.max_step=3"], ["--set trainer.max_step=3 (command line)", "did you mean 'trainer.max_steps'"]),
+    (["--set", "max_steps=3"], ["did you mean --set trainer.max_steps=3"]),
+    (["--set", "trainer.max_steps", "3"], ["write --set trainer.max_steps=3"]),
+])
+def test_set_mistakes_get_the_fix(argv, needles, tmp_path, capsys):
+    try:
+        rc = main(["fit", "--config", str(CONFIGS / "supervised.yaml"), "--out", str(tmp_path / "r"), *argv])
+    except SystemExit as stop:  # a stray word stops argparse, which exits like any usage error
+        rc = stop.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert all(n in err for n in needles), err
+    assert "supervised.yaml" not in err  # the command line is blamed, not the file
+    assert not (tmp_path / "r").exists()
+
+
+def test_help_texts_agree_with_the_readme(capsys):
+    from segclr.config import MODES
+
+    for verb in ("demo", "fit", "predict"):
+        with pytest.raises(SystemExit):
+            main([verb, "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # independent of the terminal width
+    assert "about 7 min" in out and "10 min" not in out
+    assert all(m in out for m in MODES)
+    assert "--checkpoint CHECKPOINT model.safetensors written by fit" in out  # predict's, too
+    readme = (CONFIGS.parent / "README.md").read_text()
+    assert "about 7 minutes on 2 CPU cores" in readme
+
+
+def test_simulate_one_split_and_evaluate_warns_about_training_patients(run_dir, tmp_path, capsys):
+    test_only, everything = tmp_path / "test", tmp_path / "all"
+    assert main(["simulate", "--device", "spectralis", "--patients", "9,10", "--out", str(test_only)]) == 0
+    rows = list(csv.DictReader((test_only / "index.csv").open()))
+    assert len(rows) == 22 and {r["split"] for r in rows} == {"test"}
+    assert main(["simulate", "--device", "spectralis", "--patients", "1,9", "--out", str(everything)]) == 0
+    capsys.readouterr()
+    bundle = str(run_dir / "model.safetensors")
+    assert main(["evaluate", "--checkpoint", bundle, "--images", str(test_only / "images"),
+                 "--masks", str(test_only / "masks")]) == 0
+    assert "training patients" not in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", bundle, "--images", str(everything / "images"),
+                 "--masks", str(everything / "masks")]) == 0
+    assert "11 of 22 B-scans" in capsys.readouterr().err
+
+
+def test_evaluate_a_dataset_file_scores_its_test_role(run_dir, tmp_path, capsys):
+    src = embedded_data_dir()
+    for patient, role in ((1, "source_train"), (9, "test"), (10, "test")):
+        for sub in ("images", "masks"):
+            folder = tmp_path / f"p{patient}_{sub}"
+            folder.mkdir()
+            for f in sorted((src / sub).glob(f"subject{patient:02d}_*.png")):
+                shutil.copy(f, folder / f.name)
+    (tmp_path / "dataset.yaml").write_text(
+        "domains:\n  spectralis:\n"
+        "    - {image: p1_images, label: p1_masks, role: source_train}\n"
+        "    - {image: p9_images, label: p9_masks, role: test}\n"
+        "    - {image: p10_images, role: test}\n")  # unlabeled: skipped and counted
+    out = tmp_path / "summary.json"
+    assert main(["evaluate", "--checkpoint", str(run_dir), "--images", str(tmp_path / "dataset.yaml"),
+                 "--out", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["role"] == "test" and len(summary["metric_per_case"]) == 11
+    assert all("#" in c["reference_file"] and "p9_images" in c["reference_file"] for c in summary["metric_per_case"])
+    assert summary["skipped_unlabeled_volumes"] == 1
+    assert "held-out volumes only" in capsys.readouterr().out
+    assert main(["evaluate", "--checkpoint", str(run_dir), "--images", str(tmp_path / "dataset.yaml"),
+                 "--role", "source_train"]) == 0
+    assert "NOT held out" in capsys.readouterr().out
+
+
+def test_training_prints_plain_progress_lines(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["fit", "--config", str(CONFIGS / "supervised.yaml"), "--out", str(out), *TINY,
+                 "--set", "trainer.max_steps=2", "--set", "trainer.progress_bar=true"]) == 0  # not a terminal
+    captured = capsys.readouterr()
+    assert "[segclr] step 1/2: " in captured.out and "[segclr] step 2/2: " in captured.out
+    assert "\r" not in captured.out + captured.err

@@ -28,15 +28,21 @@ EXAMPLES = """examples:
   segclr fit --config configs/segclr_uda.yaml --out runs/uda --set trainer.max_steps=300 --set model.head=pool
   segclr fit --out runs/uda --resume                                         # the run's own config.yaml
   segclr fit --out runs/uda --resume --set trainer.max_steps=3000            # train a finished run longer
-  segclr evaluate --checkpoint runs/uda/model.safetensors --images sim/cirrus_like/images --masks sim/cirrus_like/masks
+  segclr simulate --device cirrus-like --patients 9,10 --out sim/cirrus_test          # the test patients only
+  segclr evaluate --checkpoint runs/uda/model.safetensors --images sim/cirrus_test/images --masks sim/cirrus_test/masks
+  segclr evaluate --checkpoint runs/mine --images my_dataset.yaml                 # its role: test volumes
   segclr predict --checkpoint runs/uda/model.safetensors --input my_bscans/ --output my_masks/
   segclr predict --checkpoint runs/uda/model.safetensors --input retouch/ --output pred/      # oct.mhd -> pred/CASE.mhd
   segclr evaluate --pred pred/ --ref retouch/ --out summary.json                             # reference.mhd
   segclr export --checkpoint runs/uda/model.safetensors --format onnx
-  segclr simulate --device cirrus-like --out sim/cirrus_like
   segclr simulate --preview docs/devices.png
   segclr experiment configs/experiments/paper_cpu.yaml --out runs/paper_cpu --report-dir docs/results
 """
+
+
+def _bars() -> bool:
+    """Progress bars only in a terminal: in a log file their carriage returns smear into one line."""
+    return sys.stderr.isatty()
 
 
 def _positive_int(text: str) -> int:
@@ -62,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="train baseline + SegCLR UDA on the embedded data and write a report",
                        description="Train the supervised baseline and SegCLR UDA (Cch head, Pa pairs) on real "
                                    "Spectralis source data with one simulated target device, evaluate both on the "
-                                   "test patients of every domain and write a report folder (about 10 min on 2 CPU cores).")
+                                   "test patients of every domain and write a report folder (about 7 min on 2 idle "
+                                   "CPU cores, measured: README 'Demo result').")
     d.add_argument("--out", default="segclr-demo", help="report folder (default: %(default)s)")
     d.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
     d.add_argument("--steps", type=int, default=None, help="training steps per method (default: the demo's 800)")
@@ -85,15 +92,21 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue the run in --out from its last checkpoint, with its own config.yaml")
 
     e = sub.add_parser("evaluate", help="Dice (and HD95 for volumes) of a model or of predicted masks",
-                       description="With --checkpoint and a folder of PNG/TIFF B-scans in --images: score every image "
+                       description="With --checkpoint and a dataset file (.yaml, as for fit's data.dataset) in "
+                                   "--images: score the volumes of its test role (--role), per domain. "
+                                   "With --checkpoint and a folder of PNG/TIFF B-scans in --images: score every image "
                                    "against the mask of the same name in --masks (nnU-Net Dice rule per B-scan, plus "
                                    "pooled Dice). With --checkpoint and volumes in --images (a file, a folder of "
                                    ".mhd/.nii.gz, a RETOUCH folder or an nnU-Net dataset): predict them and score "
                                    "against --masks or the dataset's own labels. With --pred and --ref: score "
                                    "predicted label volumes against references (volume and per-B-scan Dice, HD95 in "
                                    "mm). Prints a table and optionally writes an nnU-Net-like summary.json.")
-    e.add_argument("--checkpoint", type=Path, default=None, help="model.safetensors written by fit")
-    e.add_argument("--images", type=Path, default=None, help="B-scan folder, volume file, folder or dataset")
+    e.add_argument("--checkpoint", type=Path, default=None,
+                   help="model.safetensors written by fit (or its run folder)")
+    e.add_argument("--images", type=Path, default=None,
+                   help="B-scan folder, volume file, folder or dataset, or a dataset file (.yaml: scores its test role)")
+    e.add_argument("--role", default="test", choices=["test", "source_train", "target_train"],
+                   help="with a dataset file: the role to score (default: %(default)s, the held-out volumes)")
     e.add_argument("--masks", type=Path, default=None,
                    help="reference masks (required for a B-scan folder; optional for datasets with labels)")
     e.add_argument("--pred", type=Path, default=None, help="predicted label volume(s): file or folder")
@@ -114,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
                                     "case in the input's format and geometry (vendor files: .nii.gz), plus "
                                     "fluid_volumes.csv (nanoliters and affected B-scans per class). Inputs are never "
                                     "modified; existing outputs are refused without --overwrite.")
-    pr.add_argument("--checkpoint", type=Path, required=True)
+    pr.add_argument("--checkpoint", type=Path, required=True,
+                    help="model.safetensors written by fit (or its run folder)")
     pr.add_argument("--input", type=Path, required=True, help="B-scan folder, volume file, folder or dataset")
     pr.add_argument("--output", type=Path, required=True,
                     help="output folder (or, for one volume, a file such as pred.mhd or pred.nii.gz)")
@@ -153,6 +167,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="device name from devices.yaml (e.g. cirrus-like, topcon-like)")
     s.add_argument("--out", type=Path, help="dataset folder to create (must not exist or be empty)")
     s.add_argument("--seed", type=int, default=0, help="simulation seed (default: %(default)s)")
+    s.add_argument("--patients", default=None, metavar="9,10",
+                   help="write only these Duke patients (1-5 source train, 6-8 target train, 9-10 test); "
+                        "default: all 10, training patients included")
     s.add_argument("--preview", type=Path, metavar="PNG",
                    help="instead of a dataset, draw one B-scan as every domain side by side into PNG")
     return p
@@ -195,6 +212,7 @@ def _parse_labels(text: str | None) -> dict[int, str] | None:
 
 
 def _cmd_evaluate(args) -> int:
+    from segclr.experiment.heldout import is_dataset_file, training_split_note
     from segclr.io.cases import is_volume_input
 
     if args.pred is not None or args.ref is not None:
@@ -204,21 +222,30 @@ def _cmd_evaluate(args) -> int:
             raise InputError("evaluate --pred and --ref go together")
         if args.checkpoint is not None or args.images is not None:
             raise InputError("evaluate takes either --pred/--ref or --checkpoint/--images, not both")
-        summary = evaluate_volume_folders(args.pred, args.ref, args.out, labels=_parse_labels(args.labels))
+        summary = evaluate_volume_folders(args.pred, args.ref, args.out, labels=_parse_labels(args.labels),
+                                          progress=_bars())
         print(format_volume_summary(summary))
+    elif args.checkpoint is not None and args.images is not None and is_dataset_file(args.images):
+        from segclr.experiment.heldout import evaluate_dataset, format_dataset_summary
+
+        summary = evaluate_dataset(args.checkpoint, args.images, role=args.role, out=args.out, progress=_bars())
+        print(format_dataset_summary(summary))
     elif args.checkpoint is not None and args.images is not None and is_volume_input(args.images):
         from segclr.evaluation.volume_metrics import evaluate_checkpoint_on_volumes, format_volume_summary
 
         summary = evaluate_checkpoint_on_volumes(args.checkpoint, args.images, args.masks, args.out,
-                                                 batch_size=args.batch_size)
+                                                 batch_size=args.batch_size, progress=_bars())
         print(format_volume_summary(summary))
     elif args.checkpoint is not None and args.images is not None:
         from segclr.evaluation.evaluate import evaluate_folder, format_summary
 
         if args.masks is None:
             raise InputError(f"{args.images}: a folder of B-scans needs --masks")
-        summary = evaluate_folder(args.checkpoint, args.images, args.masks, args.out)
+        summary = evaluate_folder(args.checkpoint, args.images, args.masks, args.out, progress=_bars())
         print(format_summary(summary))
+        note = training_split_note(args.images)
+        if note:
+            print(note, file=sys.stderr)
     else:
         raise InputError("evaluate needs --checkpoint with --images (and --masks), or --pred with --ref")
     if args.out:
@@ -233,19 +260,21 @@ def _cmd_predict(args) -> int:
         from segclr.inference.volumes import format_fluid_table, predict_volumes
 
         res = predict_volumes(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
-                              batch_size=args.batch_size, csv_path=args.csv, domain_map=args.domains)
+                              batch_size=args.batch_size, csv_path=args.csv, domain_map=args.domains,
+                              progress=_bars())
         print(format_fluid_table(res.rows, res.classes))
         print(f"wrote {len(res.outputs)} label volumes to {args.output}; fluid volumes in {res.csv}")
         return 0
     if args.csv is not None:
         from segclr.inference.volumes import predict_bscan_folder
 
-        res = predict_bscan_folder(args.checkpoint, args.input, args.output, args.csv, overwrite=args.overwrite)
+        res = predict_bscan_folder(args.checkpoint, args.input, args.output, args.csv, overwrite=args.overwrite,
+                                   progress=_bars())
         print(f"wrote {len(res.outputs)} masks to {args.output}; fluid volumes in {res.csv}")
         return 0
     from segclr.inference.predict import predict_folder
 
-    written = predict_folder(args.checkpoint, args.input, args.output, overwrite=args.overwrite)
+    written = predict_folder(args.checkpoint, args.input, args.output, overwrite=args.overwrite, progress=_bars())
     print(f"wrote {len(written)} masks to {args.output}")
     return 0
 
@@ -260,6 +289,15 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _parse_patients(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise InputError(f"--patients {text!r}: expected patient numbers like 9,10") from None
+
+
 def _cmd_simulate(args) -> int:
     from segclr.data.export import export_domain
 
@@ -271,7 +309,8 @@ def _cmd_simulate(args) -> int:
         return 0
     if not args.device or not args.out:
         raise InputError("simulate needs --device and --out (or --preview PNG)")
-    n = export_domain(args.device, args.out, seed=args.seed)
+    n = export_domain(args.device, args.out, seed=args.seed, patients=_parse_patients(args.patients),
+                      progress=_bars())
     print(f"wrote {n} B-scans to {args.out}")
     return 0
 
@@ -279,9 +318,14 @@ def _cmd_simulate(args) -> int:
 def _cmd_experiment(args) -> int:
     from segclr.experiment.runner import run_experiment
 
-    run_experiment(args.spec, args.out, seeds=args.seeds, report_dir=args.report_dir, dry_run=args.dry_run,
-                   report_only=args.report_only)
-    if not args.dry_run:
+    cells = run_experiment(args.spec, args.out, seeds=args.seeds, report_dir=args.report_dir, dry_run=args.dry_run,
+                           report_only=args.report_only)
+    if args.dry_run:
+        from segclr.experiment.estimate import format_estimate
+        from segclr.experiment.runner import _finished
+
+        print(format_estimate(cells, [_finished(args.out / "runs" / c.run_key, c) for c in cells]))
+    else:
         print(f"results in {args.out}/results.csv; report in {args.report_dir or args.out}/RESULTS.md")
     return 0
 

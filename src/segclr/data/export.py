@@ -11,25 +11,36 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from segclr.data.domains import ANNOTATED_COLUMNS, SOURCE_DOMAIN, DomainBank, role_of
+from segclr.data.domains import ANNOTATED_COLUMNS, SOURCE_DOMAIN, SPLITS, load_spectralis, role_of, simulate_domain
 from segclr.io.atomic import atomic_write_text
 from segclr.io.images import InputError, write_image, write_mask
 
 
-def export_domain(device: str, out_dir: str | Path, seed: int = 0, progress: bool = True) -> int:
-    """Render every embedded B-scan as ``device`` into ``out_dir/{images,masks}`` + ``index.csv``.
+def export_domain(device: str, out_dir: str | Path, seed: int = 0, progress: bool = True,
+                  patients: tuple[int, ...] | None = None) -> int:
+    """Render the embedded B-scans as ``device`` into ``out_dir/{images,masks}`` + ``index.csv``.
 
-    B-scans are cropped to the annotated columns (as in training and scoring). Returns the count.
+    ``patients`` limits it to those Duke patients (e.g. the test split ``(9, 10)``); each patient's
+    rendering is the same as in the full set. B-scans are cropped to the annotated columns (as in
+    training and scoring). Returns the count.
     """
     from segclr.data.simulate import normalize_device_name
 
     name = device if device == SOURCE_DOMAIN else normalize_device_name(device)
+    known = sorted(p for ps in SPLITS.values() for p in ps)
+    bad = [p for p in patients or () if p not in known]
+    if bad or patients == ():
+        raise InputError(f"--patients: {bad or 'none given'}; the embedded data has patients "
+                         f"{known[0]}-{known[-1]} (source train 1-5, target train 6-8, test 9-10)")
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise InputError(f"{out}: output folder is not empty; choose a new --out")
-    volumes = DomainBank(seed).domain(name)
+    volumes = load_spectralis(patients=tuple(patients) if patients else None)
+    if name != SOURCE_DOMAIN:
+        volumes = simulate_domain(volumes, name, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     final, out = out, Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # renamed when complete
+    os.chmod(out, 0o777 & ~_umask())  # mkdtemp makes a 0700 folder; the dataset gets the usual mode
     try:
         n = _write(volumes, name, seed, out, progress)
         os.replace(out, final)
@@ -58,3 +69,9 @@ def _write(volumes, name: str, seed: int, out: Path, progress: bool) -> int:
         f"research use, cite it), columns {c0}-{c1} (the annotated span), rendered as a *simulated* device. "
         "Not real data from that device.\n"))
     return len(rows)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
