@@ -5,18 +5,22 @@ Duke DME source patients (plus unlabeled simulated target patients for SegCLR), 
 on the test patients of every domain, and writes a report folder::
 
     OUT/results.json           method -> domain -> Dice (and pooled Dice, per class)
-    OUT/results.md             the Dice table, settings, machine and wall time
-    OUT/overlays_<domain>.png  image | reference | each method's prediction, a few test B-scans
+    OUT/results.md             the Dice tables (with the number of B-scans behind each mean),
+                               settings, machine and wall time
+    OUT/overlays_<domain>.png  best, median and worst test B-scan and one with an empty reference
+                               (see :mod:`segclr.experiment.overlays`), errors in their own colours
     OUT/<method>/...           each method's run folder (config, checkpoints, model.safetensors,
-                               logs, training_curves.png)
+                               model card with the demo's metrics, logs, training_curves.png)
 
-Sized to finish within 15 minutes on 2 CPU cores (see ``DEMO_OVERRIDES``).
+Sized for about 7 minutes on 2 CPU cores (measured: README, "Demo result"; see ``DEMO_OVERRIDES``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +29,8 @@ import torch
 from segclr.config import RunConfig, from_dict
 from segclr.data.domains import DomainBank
 from segclr.evaluation.benchmark import evaluate_domains
-from segclr.evaluation.report import format_table, plot_overlays
+from segclr.experiment.overlays import Case, plot_representative
+from segclr.inference.export import write_model_card
 from segclr.inference.predict import Predictor
 from segclr.io.atomic import atomic_write_text
 from segclr.training.trainer import fit
@@ -62,8 +67,27 @@ def machine_description() -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
+def _n_scored(summary: dict) -> int:
+    """B-scans behind the per-B-scan mean (the nnU-Net rule leaves out those with both masks empty)."""
+    return sum(v["n_cases"] - v["n_nan"] for v in summary["mean"].values())
+
+
+def format_counted_table(results: dict[str, dict[str, tuple[float, int]]], domains: list[str]) -> str:
+    """Markdown table of ``method -> domain -> (value, n)`` as ``0.303 (n=18)``."""
+    lines = ["| method | " + " | ".join(domains) + " |", "|---|" + "---|" * len(domains)]
+    for method, per_domain in results.items():
+        cells = []
+        for d in domains:
+            v, n = per_domain.get(d, (float("nan"), 0))
+            cells.append("n/a" if math.isnan(v) else f"{v:.3f} (n={n})")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def run_demo(out_dir: str | Path, seed: int = 0, steps: int | None = None, target: str | None = None,
-             n_overlays: int = 3, progress: bool = True) -> dict:
+             progress: bool | None = None) -> dict:
+    """Train, score and report (see the module doc); ``progress`` bars default to on in a terminal only."""
+    progress = sys.stderr.isatty() if progress is None else progress
     out = Path(out_dir)
     configs = demo_configs(seed, steps, target)
     first = next(iter(configs.values()))
@@ -81,12 +105,15 @@ def run_demo(out_dir: str | Path, seed: int = 0, steps: int | None = None, targe
         results[method] = {
             "train_seconds": round(res.seconds, 1),
             "domains": {d: {"dice": s["foreground_mean"]["Dice"], "pooled_dice": s["foreground_mean"]["pooled_Dice"],
+                            "n_bscans": len(s["metric_per_case"]), "n_dice": _n_scored(s),
                             "per_class": s["mean"]} for d, s in summaries.items()},
         }
+        write_model_card(res.bundle, metrics=_card_metrics(results[method]["domains"]))
+    overlays = _write_overlays(out, bank, domains, predictions)
     wall = time.perf_counter() - start
-    _write_overlays(out, bank, domains, predictions, n_overlays)
     report = {
         "results": {m: {d: v["dice"] for d, v in r["domains"].items()} for m, r in results.items()},
+        "overlays": overlays,
         "details": results,
         "target_domains": first.data.target_domains,
         "seed": seed,
@@ -96,38 +123,45 @@ def run_demo(out_dir: str | Path, seed: int = 0, steps: int | None = None, targe
         "note": "real Spectralis source, simulated target devices (Duke DME, Chiu et al. 2015)",
     }
     atomic_write_text(out / "results.json", json.dumps(report, indent=2))
-    table = format_table({m: r for m, r in report["results"].items()}, domains)
-    pooled = format_table({m: {d: v["pooled_dice"] for d, v in r["domains"].items()} for m, r in results.items()}, domains)
+    table = format_counted_table({m: {d: (v["dice"], v["n_dice"]) for d, v in r["domains"].items()}
+                                  for m, r in results.items()}, domains)
+    pooled = format_counted_table({m: {d: (v["pooled_dice"], v["n_bscans"]) for d, v in r["domains"].items()}
+                                   for m, r in results.items()}, domains)
     md = (
         f"# segclr demo\n\nReal Spectralis source (Duke DME patients 1-5 labeled), simulated target "
         f"{', '.join(first.data.target_domains)} (patients 6-8 unlabeled), test patients 9-10 of every domain.\n\n"
-        f"Dice per B-scan (nnU-Net rule, mean over B-scans):\n\n{table}\n\npooled Dice:\n\n{pooled}\n\n"
-        f"Seed {seed}, {first.trainer.max_steps} steps per method, wall time {wall / 60:.1f} min, "
+        f"Dice per B-scan (nnU-Net rule, mean over B-scans; n = B-scans in the mean: a B-scan whose reference "
+        f"and prediction are both empty has no Dice, so n differs by method):\n\n{table}\n\n"
+        f"pooled Dice (n = all test B-scans):\n\n{pooled}\n\n"
+        f"Seed {seed}, {first.trainer.max_steps} steps per method. Wall time {wall / 60:.1f} min for training, "
+        f"scoring and figures (the command's start-up and the install not included), "
         f"machine: {report['machine']}.\nOne seed: differences of a few points are within seed-to-seed noise.\n"
+        f"Overlays (`overlays_<domain>.png`): " + "; ".join(overlays.get(domains[0], [])) + " (best/median/worst by "
+        f"the methods' mean Dice over the B-scans with fluid, plus the first B-scan with an empty reference).\n"
     )
     atomic_write_text(out / "results.md", md)
     print("\n" + md, flush=True)
     return report
 
 
-def _write_overlays(out: Path, bank: DomainBank, domains: list[str], predictors: dict[str, Predictor], n: int) -> None:
-    from segclr.evaluation.metrics import dice
+def _card_metrics(domains: dict) -> dict:
+    """Model-card metrics from the demo's scores (results.json sits one folder above the bundle)."""
+    return {"source": "../results.json (segclr demo, test patients 9-10 of each domain)",
+            "per_domain": {d: {"Dice": v["dice"], "n_dice": v["n_dice"], "pooled_Dice": v["pooled_dice"],
+                               "n_bscans": v["n_bscans"]} for d, v in domains.items()}}
 
+
+def _write_overlays(out: Path, bank: DomainBank, domains: list[str], predictors: dict[str, Predictor]) -> dict[str, list[str]]:
+    from segclr.data.simulate import load_devices
+
+    lateral_um = load_devices()[0].lateral_spacing_um  # every domain is on the source grid
+    shown = {}
     for d in domains:
-        vols = bank.volumes(d, "test")
-        cases = [(f"patient {v.patient} slice {k}", img, msk) for v in vols for k, (img, msk) in enumerate(zip(v.images, v.masks))]
-        # the B-scans with the most fluid show the most; pick them deterministically
-        cases.sort(key=lambda c: -int(c[2].sum()))
-        rows = []
-        for label, img, ref in cases[:n]:
-            preds = {}
-            for m, p in predictors.items():
-                mask = p(img)
-                preds[m] = (mask, dice(mask, ref, 1))
-            rows.append({"label": f"{d}: {label}", "image": img, "reference": ref, "predictions": preds})
-        if rows:
-            plot_overlays(rows, out / f"overlays_{d}.png", title=f"{d} test B-scans (red: fluid)")
-
+        cases = [Case(f"patient {v.patient} slice {k}", img, msk, {m: p(img) for m, p in predictors.items()})
+                 for v in bank.volumes(d, "test") for k, (img, msk) in enumerate(zip(v.images, v.masks))]
+        shown[d] = plot_representative(cases, out / f"overlays_{d}.png", title=f"{d}: test B-scans",
+                                       lateral_um=lateral_um)
+    return shown
 
 
 __all__ = ["DEMO_METHODS", "DEMO_OVERRIDES", "demo_configs", "run_demo"]

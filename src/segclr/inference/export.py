@@ -274,13 +274,21 @@ def _card_markdown(card: dict) -> str:
     else:
         lines.append(f"From `{m['source']}`:")
         lines.append("")
+        for d, v in m.get("per_domain", {}).items():
+            lines.append(f"- {d}: Dice per B-scan {_num(v.get('Dice'))} (n={v.get('n_dice')}), "
+                         f"pooled Dice {_num(v.get('pooled_Dice'))} (n={v.get('n_bscans')})")
         for k, v in m.get("per_class", {}).items():
             lines.append(f"- class {k} ({v.get('name')}): " + ", ".join(
                 f"{name} {val:.3f}" for name, val in v.items() if name != "name" and isinstance(val, (int, float))))
-        lines.append(f"- foreground mean: " + ", ".join(
-            f"{name} {val:.3f}" for name, val in m["foreground_mean"].items() if isinstance(val, (int, float))))
+        if m.get("foreground_mean"):
+            lines.append("- foreground mean: " + ", ".join(
+                f"{name} {val:.3f}" for name, val in m["foreground_mean"].items() if isinstance(val, (int, float))))
     lines += ["", "## Architecture", "", "```json", json.dumps(card["architecture"], indent=2), "```", ""]
     return "\n".join(lines)
+
+
+def _num(value) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
 
 
 def write_model_card(bundle_path: str | Path, out: str | Path | None = None, metrics: dict | None = None) -> Path:
