@@ -10,7 +10,8 @@ Layouts recognised, in this order:
   or one such case folder itself; case id = sub-folder name; labels 1 IRF, 2 SRF, 3 PED;
 * ``volumes``: a folder of volume files (case id = file name without suffix, and without the
   channel suffix ``_0000`` when every file has it, as in nnU-Net's ``imagesTr``/``imagesTs``);
-* ``bscans``: a folder of PNG/TIFF B-scans, one volume (case id = folder name).
+* ``bscans``: a folder of PNG/TIFF/JPEG B-scans, one volume (case id = folder name), or one
+  B-scan file (case id = file name without suffix).
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def find_cases(path: str | Path, domain_map: str | Path | None = None) -> CaseSe
         if suffix:
             labels = RETOUCH_LABELS if path.name.lower() in (RETOUCH_IMAGE, RETOUCH_LABEL) else None
             return CaseSet(path, "file", [Case(_case_id(path), path)], labels, suffix)
-        if path.suffix.lower() in BSCAN_SUFFIXES:
-            raise InputError(f"{path}: a single B-scan; pass its folder (a folder of B-scans is one volume)")
+        if path.suffix.lower() in BSCAN_SUFFIXES:  # one B-scan: a one-slice volume
+            return CaseSet(path, "bscans", [Case(path.stem, path)], None, ".png")
         raise InputError(f"{path}: unknown volume format (expected one of {', '.join(READABLE_SUFFIXES)})")
     if not path.is_dir():
         raise InputError(f"{path}: file or folder not found")
@@ -112,4 +113,4 @@ def find_cases(path: str | Path, domain_map: str | Path | None = None) -> CaseSe
     if any(p.suffix.lower() in BSCAN_SUFFIXES for p in path.iterdir()):
         return CaseSet(path, "bscans", [Case(path.name, path)], None, ".png")
     raise InputError(f"{path}: no volumes here (expected volume files, RETOUCH case folders with oct.mhd, "
-                     f"an nnU-Net dataset with dataset.json, or PNG/TIFF B-scans)")
+                     f"an nnU-Net dataset with dataset.json, or PNG/TIFF/JPEG B-scans)")

@@ -37,6 +37,7 @@ VENDOR_SUFFIXES = (".e2e", ".fds", ".fda", ".img")
 VOLUME_SUFFIXES = METAIMAGE_SUFFIXES + NIFTI_SUFFIXES
 READABLE_SUFFIXES = VOLUME_SUFFIXES + VENDOR_SUFFIXES
 WRITABLE_SUFFIXES = VOLUME_SUFFIXES
+BSCAN_FILE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")  # single B-scans (segclr.io.bscans)
 
 # RETOUCH challenge labels (Bogunovic et al., IEEE TMI 2019).
 RETOUCH_LABELS = {1: "IRF", 2: "SRF", 3: "PED"}
@@ -109,10 +110,14 @@ class Volume:
 
     @property
     def voxel_mm3(self) -> float | None:
-        """Volume of one voxel in mm^3 (``None`` when the spacing is unknown)."""
+        """Volume of one voxel in mm^3 (``None`` when the spacing is unknown).
+
+        ``|det(direction)| x prod(spacing)``: the product of the spacings for the usual
+        orthonormal directions, and less for a sheared grid (a NIfTI affine with shear).
+        """
         if self.spacing_mm is None:
             return None
-        return float(np.prod(self.spacing_mm))
+        return float(np.prod(self.spacing_mm) * abs(np.linalg.det(self.direction)))
 
     def with_array(self, array: np.ndarray, **changes: Any) -> Volume:
         """A volume with the same geometry (and format) holding ``array`` (same shape)."""
@@ -146,12 +151,12 @@ class Volume:
 
 
 def read_volume(path: str | Path, kind: str = "image") -> Volume:
-    """Read one volume file (format from its suffix) or a folder of PNG/TIFF B-scans.
+    """Read one volume file (format from its suffix), a folder of B-scans or one B-scan file.
 
     ``kind`` matters only for B-scan folders: ``"image"`` reads float [0, 1], ``"mask"`` integer labels.
     """
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() or (path.is_file() and path.suffix.lower() in BSCAN_FILE_SUFFIXES):
         from segclr.io.bscans import read_bscan_folder
 
         return read_bscan_folder(path, kind=kind)
@@ -190,6 +195,8 @@ def probe_volume(path: str | Path) -> tuple[int, int, int] | None:
         from segclr.io.bscans import list_bscans
 
         list_bscans(path)
+        return None
+    if path.is_file() and path.suffix.lower() in BSCAN_FILE_SUFFIXES:
         return None
     suffix = volume_suffix(path)
     if not path.is_file():
