@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segclr.io.atomic import atomic_path
+from segclr.io.atomic import atomic_path, atomic_paths
 from segclr.io.images import InputError
 from segclr.io.volumes import Volume
 
@@ -110,7 +110,8 @@ def _read_builtin(path: Path) -> Volume:
         data = fh.read(info["nbytes"])
     dtype = info["dtype"]
     array = np.frombuffer(data, dtype=dtype).astype(dtype.newbyteorder("="), copy=True).reshape(info["shape"])
-    return Volume.from_itk(array, info["spacing"], info["origin"], info["direction"], format="metaimage", path=path)
+    return Volume.from_itk(array, info["spacing"], info["origin"], info["direction"], format="metaimage", path=path,
+                           meta={"ndims": info["ndims"]})
 
 
 def _parse_file(path: Path) -> dict:
@@ -161,7 +162,7 @@ def _parse_file(path: Path) -> dict:
     datafile = get("ElementDataFile")
     if not datafile:
         raise InputError(f"{path}: missing ElementDataFile")
-    if datafile.upper() == "LIST" or "%" in datafile or len(datafile.split()) > 1:
+    if datafile.upper().split(" ")[0] == "LIST" or "%" in datafile:  # as ITK: a name may contain spaces
         raise _NeedsSimpleITK(f"ElementDataFile = {datafile} (a list of files)")
     msb = _true(get("BinaryDataByteOrderMSB")) or _true(get("ElementByteOrderMSB"))
     dtype = np.dtype(ELEMENT_TYPES[etype]).newbyteorder(">" if msb else "<")
@@ -200,7 +201,7 @@ def _parse_file(path: Path) -> dict:
     else:
         direction = np.eye(3) if matrix is None else np.asarray(matrix).reshape(3, 3).T
     return {"shape": shape, "dtype": dtype, "raw_path": raw_path, "offset": data_offset, "nbytes": expected,
-            "spacing": spacing, "origin": origin, "direction": direction}
+            "spacing": spacing, "origin": origin, "direction": direction, "ndims": ndims}
 
 
 def read_with_simpleitk(path: str | Path) -> Volume:
@@ -222,7 +223,7 @@ def read_with_simpleitk(path: str | Path) -> Volume:
         direction = np.eye(3)
         direction[:2, :2] = d2
         return Volume.from_itk(array[None], (*image.GetSpacing(), 1.0), (*image.GetOrigin(), 0.0), direction,
-                               format="metaimage", path=path)
+                               format="metaimage", path=path, meta={"ndims": 2})
     if dim != 3:
         raise InputError(f"{path}: {dim}D image; only 2D and 3D images are supported")
     return Volume.from_itk(array, image.GetSpacing(), image.GetOrigin(), image.GetDirection(),
@@ -230,21 +231,24 @@ def read_with_simpleitk(path: str | Path) -> Volume:
 
 
 def _header_text(volume: Volume, datafile: str, etype: str) -> str:
+    """The header; a one-slice volume read from a 2D image is written 2D again (``NDims = 2``)."""
     spacing, origin, direction = volume.itk_geometry()
     z, y, x = volume.shape
+    n = 2 if volume.meta.get("ndims") == 2 and z == 1 else 3
     lines = [
         "ObjectType = Image",
-        "NDims = 3",
+        f"NDims = {n}",
         "BinaryData = True",
         "BinaryDataByteOrderMSB = False",
         "CompressedData = False",
-        "TransformMatrix = " + " ".join(_num(v) for v in direction.T.ravel()),
-        "Offset = " + " ".join(_num(v) for v in origin),
-        "CenterOfRotation = 0 0 0",
+        "TransformMatrix = " + " ".join(_num(v) for v in direction[:n, :n].T.ravel()),
+        "Offset = " + " ".join(_num(v) for v in origin[:n]),
+        "CenterOfRotation = " + " ".join(["0"] * n),
     ]
     if volume.spacing_mm is not None:
-        lines.append("ElementSpacing = " + " ".join(_num(v) for v in spacing))
-    lines += [f"DimSize = {x} {y} {z}", f"ElementType = {etype}", f"ElementDataFile = {datafile}"]
+        lines.append("ElementSpacing = " + " ".join(_num(v) for v in spacing[:n]))
+    lines += [f"DimSize = {x} {y}" + (f" {z}" if n == 3 else ""), f"ElementType = {etype}",
+              f"ElementDataFile = {datafile}"]
     return "\n".join(lines) + "\n"
 
 
@@ -255,8 +259,9 @@ def _num(v: float) -> str:
 def write_metaimage(path: str | Path, volume: Volume) -> None:
     """Write ``.mhd`` (+ ``.raw`` beside it, same stem) or ``.mha`` (inline data), atomically.
 
-    The data file is written first, then the header, each through a temporary file and a rename,
-    so a reader never finds a header that points at a half-written data file.
+    Both files are written under temporary names first (see :mod:`segclr.io.atomic`); then an
+    old header is removed, the data file renamed and the header renamed last. So a reader never
+    finds a header next to a half-written data file, or an old header next to new data.
     """
     path = Path(path)
     arr = np.asarray(volume.array)
@@ -274,7 +279,6 @@ def write_metaimage(path: str | Path, volume: Volume) -> None:
     if path.suffix.lower() != ".mhd":
         raise InputError(f"{path}: MetaImage files end in .mhd or .mha")
     raw = path.with_suffix(".raw")
-    with atomic_path(raw) as tmp:
-        tmp.write_bytes(data)
-    with atomic_path(path) as tmp:
-        tmp.write_text(_header_text(volume, raw.name, etype), encoding="ascii")
+    with atomic_paths(raw, path) as (tmp_raw, tmp_header):
+        tmp_raw.write_bytes(data)
+        tmp_header.write_text(_header_text(volume, raw.name, etype), encoding="ascii")
