@@ -10,7 +10,7 @@ import pytest
 from scipy import ndimage
 from scipy.spatial.distance import cdist
 
-from segclr.evaluation.volume_metrics import VolumeEvaluator, evaluate_volume_folders, hd95
+from segclr.evaluation.volume_metrics import VolumeEvaluator, evaluate_volume_folders, hd95, surface_distances
 from segclr.io.images import InputError
 from segclr.io.metaimage import write_metaimage
 from segclr.io.volumes import Volume, write_volume
@@ -32,9 +32,11 @@ def test_hd95_percentile_by_hand():
     pred = ref.copy()
     pred[0, 1, 10:12] = True        # 2 more voxels, 0.1 and 0.2 mm beyond the reference's end
     # surfaces are the lines themselves: pred -> ref gives 10 x 0 mm, 0.1, 0.2; ref -> pred gives 10 x 0 mm.
-    # 22 distances sorted: 20 zeros, 0.1, 0.2; the 95th percentile (linear) sits at rank 0.95 * 21 = 19.95,
-    # between 0 (rank 19) and 0.1 (rank 20): 0.95 * 0.1 = 0.095 mm.
-    assert hd95(pred, ref, (1.0, 1.0, 0.1)) == pytest.approx(0.095)
+    # HD95 = max of the two directed 95th percentiles (linear). pred -> ref: 12 distances, rank 0.95 * 11 = 10.45,
+    # between 0.1 (rank 10) and 0.2 (rank 11): 0.145 mm; ref -> pred: 0. (Pooling both directions, as segclr
+    # once did, gives 0.095 mm.)
+    assert hd95(pred, ref, (1.0, 1.0, 0.1)) == pytest.approx(0.145)
+    assert hd95(ref, pred, (1.0, 1.0, 0.1)) == pytest.approx(0.145)
     assert hd95(ref, ref, (1.0, 1.0, 0.1)) == 0.0
 
 
@@ -50,7 +52,7 @@ def _brute_hd95(a, b, spacing):
     sa = np.argwhere(a & ~ndimage.binary_erosion(a, st, border_value=0)) * np.asarray(spacing)
     sb = np.argwhere(b & ~ndimage.binary_erosion(b, st, border_value=0)) * np.asarray(spacing)
     d = cdist(sa, sb)
-    return float(np.percentile(np.concatenate([d.min(1), d.min(0)]), 95))
+    return float(max(np.percentile(d.min(1), 95), np.percentile(d.min(0), 95)))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -61,6 +63,45 @@ def test_hd95_matches_brute_force_on_random_blobs(seed):
     b = ndimage.binary_dilation(rng.random(shape) > 0.985, iterations=2)
     spacing = (0.12, 0.0039, 0.0113)
     assert hd95(a, b, spacing) == pytest.approx(_brute_hd95(a, b, spacing), rel=1e-9)
+
+
+def _monai_hd95(pred, ref, spacing):
+    torch = pytest.importorskip("torch")
+    metrics = pytest.importorskip("monai.metrics")
+    onehot = [torch.from_numpy(np.stack([~m, m])[None].astype(np.float32)) for m in (pred, ref)]
+    return float(metrics.compute_hausdorff_distance(*onehot, include_background=False, percentile=95,
+                                                    spacing=list(spacing))[0, 0])
+
+
+def _asymmetric_cases():
+    ref = np.zeros((5, 30, 40), bool)
+    ref[1:4, 8:20, 10:30] = True
+    stray = ref.copy()
+    stray[1:4, 24:28, 2:8] = True                  # the reference plus a small stray blob
+    shrunk = np.zeros_like(ref)
+    shrunk[2, 10:16, 14:22] = True                 # a prediction inside the reference
+    shifted = np.roll(ref, 3, axis=2)
+    shifted[:, :, :12] = False
+    edge = np.zeros_like(ref)
+    edge[:, 0:6, 30:40] = True                     # touches the image border
+    rng = np.random.default_rng(3)
+    blobs = ndimage.binary_dilation(rng.random(ref.shape) > 0.995, iterations=2)
+    return {"stray_blob": (stray, ref), "inside": (shrunk, ref), "shifted": (shifted, ref),
+            "border": (edge, ref), "random": (blobs, ref | edge)}
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("name", ["stray_blob", "inside", "shifted", "border", "random"])
+@pytest.mark.parametrize("spacing", [(0.12, 0.0039, 0.0113), (1.0, 1.0, 1.0)])
+def test_hd95_is_the_standard_definition_as_monai_computes_it(name, spacing):
+    pred, ref = _asymmetric_cases()[name]
+    expected = _monai_hd95(pred, ref, spacing)
+    assert hd95(pred, ref, spacing) == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    assert hd95(ref, pred, spacing) == pytest.approx(_monai_hd95(ref, pred, spacing), rel=1e-6, abs=1e-9)
+    if name == "stray_blob":  # the case where pooling both directions (the old definition) differs
+        pooled = np.percentile(np.concatenate([surface_distances(pred, ref, spacing),
+                                               surface_distances(ref, pred, spacing)]), 95)
+        assert expected > pooled * 1.2
 
 
 def test_volume_and_slice_dice_follow_the_nnunet_rule():
@@ -114,8 +155,14 @@ def test_evaluate_folders_pairs_retouch_references_with_flat_predictions(tmp_pat
     assert s["metric_per_case"][0]["metrics"]["1"]["Dice"] == 1.0
     assert s["metric_per_case"][0]["metrics"]["1"]["HD95_mm"] == 0.0
     assert s["metric_per_case"][1]["metrics"]["1"]["Dice"] == 0.0
+    assert s["unpaired"] == {"prediction_only": [], "reference_only": []}
     (tmp_path / "pred" / "P2.nii.gz").unlink()
-    with pytest.raises(InputError, match="no prediction for reference case P2"):
+    write_volume(tmp_path / "pred" / "P9.nii.gz", Volume(ref, spacing))
+    s = evaluate_volume_folders(tmp_path / "pred", tmp_path / "ref", progress=False)
+    assert len(s["metric_per_case"]) == 1 and s["mean"]["1"]["n_cases"] == 1
+    assert s["unpaired"] == {"prediction_only": ["P9"], "reference_only": ["P2"]}
+    (tmp_path / "pred" / "P1.mhd").unlink()
+    with pytest.raises(InputError, match="no prediction for any reference case"):
         evaluate_volume_folders(tmp_path / "pred", tmp_path / "ref", progress=False)
 
 
@@ -133,3 +180,48 @@ def test_evaluate_two_bscan_folders_as_one_volume_each(tmp_path):
     m = s["metric_per_case"][0]["metrics"]["1"]
     assert (m["TP"], m["FP"], m["FN"]) == (16, 1, 0) and m["Dice_slice_mean"] == pytest.approx((1.0 + 0.0) / 2)
     assert math.isfinite(m["HD95_mm"])  # spacing from volume.json
+
+
+def test_evaluator_refuses_a_prediction_placed_elsewhere():
+    ev = VolumeEvaluator({1: "fluid"})
+    sp = (0.12, 0.0039, 0.0113)
+    ref = Volume(np.zeros((2, 4, 4), np.uint8), sp, origin=(1.0, 2.0, 3.0))
+    with pytest.raises(InputError, match=r"p.nii.gz: origin \(0, 0, 0\) differs from the reference's \(1, 2, 3\)"):
+        ev.add("c", Volume(np.zeros((2, 4, 4), np.uint8), sp), ref, "p.nii.gz", "r.mhd")
+    flipped = np.diag([1.0, -1.0, 1.0])
+    with pytest.raises(InputError, match="p.nii.gz: direction .* differs from the reference's"):
+        ev.add("c", Volume(np.zeros((2, 4, 4), np.uint8), sp, (1.0, 2.0, 3.0), flipped), ref, "p.nii.gz", "r.mhd")
+    # float32 round-off in a NIfTI header is not a mismatch; B-scan folders carry no placement at all
+    ev.add("c", Volume(np.zeros((2, 4, 4), np.uint8), sp, (1.0 + 1e-6, 2.0, 3.0)), ref)
+    ev.add("c", Volume(np.zeros((2, 4, 4), np.uint8), sp, format="bscans"), ref)
+
+
+def test_bscan_folders_are_paired_by_file_name_so_a_subset_can_be_scored(tmp_path, capsys):
+    from PIL import Image
+
+    from segclr.io.images import reset_notes
+
+    reset_notes()
+    ref = np.zeros((4, 16, 16), np.uint8)
+    ref[:, 4:8, 4:8] = 1
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "pred").mkdir()
+    for i, name in enumerate(["p1_s0", "p1_s1", "p9_s0", "p9_s1"]):
+        Image.fromarray(ref[i]).save(tmp_path / "ref" / f"{name}.png")
+    pred = ref[2].copy()
+    pred[0, 0] = 1
+    Image.fromarray(pred).save(tmp_path / "pred" / "p9_s0.png")   # held-out patient 9 only
+    Image.fromarray(ref[3]).save(tmp_path / "pred" / "p9_s1.png")
+    Image.fromarray(ref[3]).save(tmp_path / "pred" / "extra.png")
+    s = evaluate_volume_folders(tmp_path / "pred", tmp_path / "ref", progress=False)
+    m = s["metric_per_case"][0]["metrics"]["1"]
+    assert (m["TP"], m["FP"], m["FN"]) == (32, 1, 0)
+    assert s["slice_level"]["mean"]["1"]["n_slices"] == 2
+    assert s["unpaired"] == {"prediction_only": ["extra"], "reference_only": ["p1_s0", "p1_s1"]}
+    err = capsys.readouterr().err
+    assert "1 prediction B-scan(s) without a reference, not scored: extra" in err
+    assert "2 reference B-scan(s) without a prediction, not scored: p1_s0, p1_s1" in err
+    for f in (tmp_path / "pred").iterdir():
+        f.rename(tmp_path / "pred" / f"x{f.name}")
+    with pytest.raises(InputError, match="no B-scan has the name of a B-scan in"):
+        evaluate_volume_folders(tmp_path / "pred", tmp_path / "ref", progress=False)

@@ -30,19 +30,25 @@ def score_pairs(predictor: Predictor, cases: Iterable[tuple[str, np.ndarray, np.
 
 def evaluate_folder(checkpoint: str | Path, images_dir: str | Path, masks_dir: str | Path,
                     out: str | Path | None = None, progress: bool = True) -> dict:
-    """Dice of ``checkpoint`` on every image in ``images_dir`` against the same-named mask."""
+    """Dice of ``checkpoint`` on every image in ``images_dir`` against the mask of the same name.
+
+    The mask of ``b01.jpg`` is ``b01.jpg`` in ``masks_dir`` if there is one, else any B-scan file
+    named ``b01`` there (``b01.png``), so JPEG or TIFF B-scans can have PNG masks.
+    """
     predictor = Predictor(checkpoint)
     files = list_images(images_dir)
     masks_dir = Path(masks_dir)
     if not masks_dir.is_dir():
         raise InputError(f"{masks_dir}: mask folder not found")
-    missing = [f.name for f in files if not (masks_dir / f.name).is_file()]
+    by_name = {f.stem: f for f in list_images(masks_dir)} if any(masks_dir.iterdir()) else {}
+    masks = {f.name: masks_dir / f.name if (masks_dir / f.name).is_file() else by_name.get(f.stem) for f in files}
+    missing = [name for name, m in masks.items() if m is None]
     if missing:
         raise InputError(f"{masks_dir / missing[0]}: mask missing for image {missing[0]} ({len(missing)} missing)")
-    cases = [(f.name, read_image(f), read_mask(masks_dir / f.name, predictor.num_classes)) for f in files]
+    cases = [(f.name, read_image(f), read_mask(masks[f.name], predictor.num_classes)) for f in files]
     for name, image, mask in cases:
         if image.shape != mask.shape:
-            raise InputError(f"{masks_dir / name}: mask shape {mask.shape} differs from image shape {image.shape}")
+            raise InputError(f"{masks[name]}: mask shape {mask.shape} differs from image shape {image.shape}")
     summary = score_pairs(predictor, cases, progress=progress, total=len(cases)).summary()
     summary["checkpoint"] = str(checkpoint)
     if out is not None:

@@ -7,11 +7,17 @@ foreground class:
   nnU-Net rule of :mod:`segclr.evaluation.metrics` (NaN only when both are empty);
 * ``Dice_slice_mean``: the mean over the volume's B-scans of the per-B-scan Dice (same rule,
   NaN B-scans skipped);
-* ``HD95_mm``: the 95th percentile of the symmetric surface distances (pred surface -> reference
-  surface and reference surface -> pred surface, pooled), in mm from the anisotropic voxel
+* ``HD95_mm``: the standard 95th-percentile Hausdorff distance, as MONAI, medpy and DeepMind's
+  surface-distance compute it: ``max(p95(pred surface -> reference surface), p95(reference
+  surface -> pred surface))``, each the 95th percentile (linear interpolation) of the distances
+  from one surface's voxels to the nearest voxel of the other, in mm from the anisotropic voxel
   spacing, via scipy's Euclidean distance transform. A surface voxel is a mask voxel with a
   6-connected neighbour outside the mask (or outside the image). NaN when either mask is empty
   (the distance is undefined) or when the spacing is unknown.
+
+Prediction and reference must share shape, spacing, origin and direction (B-scan folders carry
+no origin or direction and are not compared on them). Cases are paired by id (B-scan folders:
+B-scans by file name); cases on one side only are reported and listed under ``unpaired``.
 
 ``summary.json`` follows nnU-Net's layout (``metric_per_case`` with ``prediction_file``,
 ``reference_file`` and ``metrics`` keyed by the label as a string; ``mean`` per label;
@@ -33,7 +39,8 @@ from tqdm import tqdm
 from segclr.evaluation.metrics import DiceAccumulator, confusion, dice_from_counts, nanmean
 from segclr.io.atomic import atomic_write_text
 from segclr.io.cases import Case, CaseSet, find_cases
-from segclr.io.images import InputError
+from segclr.io.bscans import match_bscans, read_bscan_folder
+from segclr.io.images import InputError, note
 from segclr.io.volumes import Volume, check_labels, probe_volume, read_volume
 
 _STRUCTURE = ndimage.generate_binary_structure(3, 1)
@@ -59,7 +66,7 @@ def _bbox(mask: np.ndarray) -> tuple[slice, ...]:
 
 
 def hd95(pred: np.ndarray, ref: np.ndarray, spacing_mm=(1.0, 1.0, 1.0)) -> float:
-    """Symmetric 95th-percentile Hausdorff distance in mm between two binary masks (NaN if either is empty)."""
+    """95th-percentile Hausdorff distance in mm, max of the two directed p95s (NaN if either mask is empty)."""
     pred, ref = np.asarray(pred, dtype=bool), np.asarray(ref, dtype=bool)
     if pred.shape != ref.shape:
         raise ValueError(f"prediction shape {pred.shape} differs from reference shape {ref.shape}")
@@ -68,8 +75,8 @@ def hd95(pred: np.ndarray, ref: np.ndarray, spacing_mm=(1.0, 1.0, 1.0)) -> float
         spacing_mm = (1.0, *tuple(spacing_mm)[-2:])
     if not pred.any() or not ref.any():
         return float("nan")
-    d = np.concatenate([surface_distances(pred, ref, spacing_mm), surface_distances(ref, pred, spacing_mm)])
-    return float(np.percentile(d, 95))
+    return float(max(np.percentile(surface_distances(pred, ref, spacing_mm), 95),
+                     np.percentile(surface_distances(ref, pred, spacing_mm), 95)))
 
 
 class VolumeEvaluator:
@@ -89,6 +96,7 @@ class VolumeEvaluator:
                 pred.spacing_mm, ref.spacing_mm, rtol=1e-3, atol=1e-6):
             raise InputError(f"{pred_file or case_id}: voxel spacing {pred.spacing_mm} differs from the reference's "
                              f"{ref.spacing_mm} ({ref_file or case_id})")
+        check_same_placement(pred, ref, pred_file or case_id, ref_file or case_id)
         allowed = {0, *self.labels}
         p = check_labels(pred, allowed, pred_file or case_id)
         r = check_labels(ref, allowed, ref_file or case_id)
@@ -147,29 +155,65 @@ class VolumeEvaluator:
         }
 
 
+def check_same_placement(pred: Volume, ref: Volume, pred_name, ref_name) -> None:
+    """Refuse a prediction whose origin or direction differs from its reference's (B-scan folders exempt)."""
+    if "bscans" in (pred.format, ref.format):
+        return
+    spacing = ref.spacing_mm or pred.spacing_mm or (1.0, 1.0, 1.0)
+    tol = max(1e-5, 0.01 * min(spacing))  # a hundredth of a voxel
+    if not np.allclose(pred.origin, ref.origin, rtol=1e-6, atol=tol):
+        raise InputError(f"{pred_name}: origin {_vec(pred.origin)} differs from the reference's {_vec(ref.origin)} "
+                         f"({ref_name}); the prediction must lie on the reference's voxel grid")
+    if not np.allclose(pred.direction, ref.direction, atol=1e-3):
+        raise InputError(f"{pred_name}: direction {_vec(pred.direction.ravel())} differs from the reference's "
+                         f"{_vec(ref.direction.ravel())} ({ref_name}); the prediction must lie on the reference's "
+                         f"voxel grid")
+
+
+def _vec(values) -> str:
+    return "(" + ", ".join(f"{float(v):.6g}" for v in values) + ")"
+
+
 def _reference_path(case: Case, refs: CaseSet) -> Path | None:
     if refs.layout in ("retouch", "nnunet"):
         return case.label
     return case.image
 
 
-def pair_cases(pred: CaseSet, ref: CaseSet) -> list[tuple[str, Path, Path]]:
-    """(case_id, prediction, reference) for every reference case; a missing prediction is an error."""
+def pair_cases(pred: CaseSet, ref: CaseSet) -> tuple[list[tuple[str, Path, Path]], list[str], list[str]]:
+    """(case_id, prediction, reference) pairs, and the case ids with a prediction only / a reference only.
+
+    Unlabeled cases of a dataset are not counted as reference-only. No pair at all is an error.
+    """
     single = ("file", "bscans")
     if pred.layout in single and ref.layout in single:
-        return [(ref.cases[0].case_id, pred.cases[0].image, ref.cases[0].image)]
+        return [(ref.cases[0].case_id, pred.cases[0].image, ref.cases[0].image)], [], []
     preds = pred.by_id()
-    pairs = []
+    pairs, ref_only = [], []
+    labeled = set()
     for case in ref.cases:
         ref_path = _reference_path(case, ref)
         if ref_path is None:
             continue  # unlabeled case of a dataset
+        labeled.add(case.case_id)
         if case.case_id not in preds:
-            raise InputError(f"{pred.path}: no prediction for reference case {case.case_id} ({ref_path})")
+            ref_only.append(case.case_id)
+            continue
         pairs.append((case.case_id, preds[case.case_id].image, ref_path))
+    pred_only = sorted(set(preds) - labeled)
     if not pairs:
+        if ref_only:
+            raise InputError(f"{pred.path}: no prediction for any reference case of {ref.path} "
+                             f"(e.g. {ref_only[0]}); predictions: {', '.join(sorted(preds)[:3]) or 'none'}")
         raise InputError(f"{ref.path}: no labeled reference volumes")
-    return pairs
+    return pairs, pred_only, ref_only
+
+
+def _report_unpaired(pred_only: list[str], ref_only: list[str], what: str = "case") -> None:
+    for ids, side, other in ((pred_only, "prediction", "reference"), (ref_only, "reference", "prediction")):
+        if ids:
+            shown = ", ".join(ids[:5]) + (f", ... ({len(ids)} in all)" if len(ids) > 5 else "")
+            note(f"{len(ids)} {side} {what}(s) without a {other}, not scored: {shown}", key=f"unpaired:{side}")
 
 
 def default_labels(ref: CaseSet, volumes: Iterable[Volume] = ()) -> dict[int, str]:
@@ -184,18 +228,34 @@ def default_labels(ref: CaseSet, volumes: Iterable[Volume] = ()) -> dict[int, st
 
 def evaluate_volume_folders(pred_path: str | Path, ref_path: str | Path, out: str | Path | None = None,
                             labels: dict[int, str] | None = None, progress: bool = True) -> dict:
-    """Score predicted label volumes against references (file, folder, RETOUCH folder or nnU-Net dataset)."""
+    """Score predicted label volumes against references (file, folder, RETOUCH folder or nnU-Net dataset).
+
+    Two folders of B-scans are paired B-scan by B-scan by file name (so a subset can be scored)
+    and scored as one volume each. Cases or B-scans found on one side only are reported and
+    listed in the summary's ``unpaired`` block.
+    """
+    pred_path, ref_path = Path(pred_path), Path(ref_path)
     preds, refs = find_cases(pred_path), find_cases(ref_path)
-    pairs = pair_cases(preds, refs)
-    for _, p, r in pairs:  # every header checked before the slow part
-        probe_volume(p)
-        probe_volume(r)
-    loaded = [(cid, read_volume(p, kind="mask"), read_volume(r, kind="mask"), p, r) for cid, p, r in pairs]
+    if preds.layout == "bscans" and refs.layout == "bscans" and pred_path.is_dir() and ref_path.is_dir():
+        matched, pred_only, ref_only = match_bscans(pred_path, ref_path)
+        if not matched:
+            raise InputError(f"{pred_path}: no B-scan has the name of a B-scan in {ref_path}")
+        _report_unpaired(pred_only, ref_only, "B-scan")
+        loaded = [(refs.cases[0].case_id, read_bscan_folder(pred_path, "mask", files=[p for p, _ in matched]),
+                   read_bscan_folder(ref_path, "mask", files=[r for _, r in matched]), pred_path, ref_path)]
+    else:
+        pairs, pred_only, ref_only = pair_cases(preds, refs)
+        _report_unpaired(pred_only, ref_only)
+        for _, p, r in pairs:  # every header checked before the slow part
+            probe_volume(p)
+            probe_volume(r)
+        loaded = [(cid, read_volume(p, kind="mask"), read_volume(r, kind="mask"), p, r) for cid, p, r in pairs]
     labels = labels or default_labels(refs, [v for _, pv, rv, _, _ in loaded for v in (pv, rv)])
     evaluator = VolumeEvaluator(labels)
     for cid, pv, rv, p, r in tqdm(loaded, desc="evaluate", unit="volume", disable=not progress):
         evaluator.add(cid, pv, rv, str(p), str(r))
     summary = evaluator.summary()
+    summary["unpaired"] = {"prediction_only": pred_only, "reference_only": ref_only}
     if out is not None:
         write_summary(out, summary)
     return summary
