@@ -129,7 +129,8 @@ def _parser() -> argparse.ArgumentParser:
                                     "modified; existing outputs are refused without --overwrite.")
     pr.add_argument("--checkpoint", type=Path, required=True,
                     help="model.safetensors written by fit (or its run folder)")
-    pr.add_argument("--input", type=Path, required=True, help="B-scan folder, volume file, folder or dataset")
+    pr.add_argument("--input", type=Path, required=True,
+                    help="B-scan file or folder (PNG/TIFF/JPEG), volume file, folder or dataset")
     pr.add_argument("--output", type=Path, required=True,
                     help="output folder (or, for one volume, a file such as pred.mhd or pred.nii.gz)")
     pr.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -264,6 +265,15 @@ def _cmd_predict(args) -> int:
                               progress=_bars())
         print(format_fluid_table(res.rows, res.classes))
         print(f"wrote {len(res.outputs)} label volumes to {args.output}; fluid volumes in {res.csv}")
+        return 0
+    from segclr.io.bscans import BSCAN_SUFFIXES
+
+    if args.input.is_file() and args.input.suffix.lower() in BSCAN_SUFFIXES:  # one B-scan file
+        from segclr.inference.volumes import predict_bscan_file
+
+        res = predict_bscan_file(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
+                                 csv_path=args.csv)
+        print(f"wrote mask {res.outputs[0]}" + (f"; fluid volumes in {res.csv}" if res.csv else ""))
         return 0
     if args.csv is not None:
         from segclr.inference.volumes import predict_bscan_folder

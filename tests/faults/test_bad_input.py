@@ -145,13 +145,70 @@ def case_output_inside_input(t: Path):
     return ["predict", "--input", str(s / "images"), "--output", str(s / "images" / "out")], s / "images"
 
 
+def _volume(path: Path, origin=(0.0, 0.0, 0.0)) -> Path:
+    from segclr.io.volumes import Volume, write_volume
+
+    arr = np.zeros((3, 64, 64), np.uint8)
+    arr[1, 20:30, 20:30] = 1
+    return write_volume(path, Volume(arr, (0.12, 0.0039, 0.0113), origin))
+
+
+def case_colour_palette_image(t: Path):
+    im = Image.fromarray(np.tile(np.arange(64, dtype=np.uint8) % 4, (64, 1)), mode="P")
+    im.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * 756)
+    (t / "in").mkdir()
+    im.save(t / "in" / "p.png")
+    return ["predict", "--input", str(t / "in"), "--output", str(t / "out")], t / "in" / "p.png"
+
+
+def case_two_bscans_share_a_name(t: Path):
+    _png(t / "in" / "b01.png", np.zeros((64, 64), np.uint8))
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(t / "in" / "b01.tif")
+    return ["predict", "--input", str(t / "in"), "--output", str(t / "out")], t / "in" / "b01.png"
+
+
+def case_csv_collides_with_the_label_volume(t: Path):
+    src = _volume(t / "in" / "v.mhd")
+    return ["predict", "--input", str(src), "--output", str(t / "out" / "p.mhd"), "--csv", str(t / "out" / "p.mhd")], \
+        t / "out" / "p.mhd"
+
+
+def case_nnunet_train_and_test_share_a_case_id(t: Path):
+    from segclr.io.nnunet import write_dataset
+    from segclr.io.volumes import read_volume
+
+    vol = read_volume(_volume(t / "v.nii.gz"))
+    (t / "v.nii.gz").unlink()
+    write_dataset(t / "ds", [("c1", vol, vol, None), ("c1", vol, None, None)], {"background": 0, "fluid": 1})
+    return ["predict", "--input", str(t / "ds"), "--output", str(t / "out")], t / "ds" / "imagesTs" / "c1_0000.nii.gz"
+
+
+def case_jpeg_mask(t: Path):
+    _png(t / "ref" / "b.png", np.zeros((64, 64), np.uint8))
+    (t / "pred").mkdir()
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(t / "pred" / "b.jpg")
+    return ["evaluate", "--pred", str(t / "pred"), "--ref", str(t / "ref")], t / "pred" / "b.jpg"
+
+
+def case_prediction_placed_elsewhere(t: Path):
+    pred, ref = _volume(t / "p.nii.gz", origin=(0.0, 5.0, 0.0)), _volume(t / "r.mhd")
+    return ["evaluate", "--pred", str(pred), "--ref", str(ref), "--out", str(t / "out" / "s.json")], pred
+
+
+def case_no_prediction_shares_a_reference_name(t: Path):
+    _png(t / "ref" / "b.png", np.zeros((64, 64), np.uint8))
+    _png(t / "pred" / "c.png", np.zeros((64, 64), np.uint8))
+    return ["evaluate", "--pred", str(t / "pred"), "--ref", str(t / "ref"), "--out", str(t / "out" / "s.json")], \
+        t / "pred"
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda f: f.__name__[5:])
 def test_bad_input_exit_2_names_file_writes_nothing(case, tmp_path, bundle, capsys):
     argv, named = case(tmp_path)
-    if argv[0] in ("predict", "evaluate") and "--checkpoint" not in argv:
+    if argv[0] in ("predict", "evaluate") and "--checkpoint" not in argv and "--pred" not in argv:
         argv += ["--checkpoint", str(bundle)]
     before = sorted(p for p in tmp_path.rglob("*"))
     assert main(argv) == 2
@@ -169,6 +226,14 @@ def test_16_bit_input_is_handled(tmp_path, bundle):
                  "--output", str(tmp_path / "out")]) == 0
     mask = np.asarray(Image.open(tmp_path / "out" / "b.png"))
     assert mask.shape == (64, 96)
+
+
+def test_single_bscan_file_is_accepted_as_input(tmp_path, bundle, capsys):
+    s = _scans(tmp_path / "s")
+    assert main(["predict", "--checkpoint", str(bundle), "--input", str(s / "images" / NAME),
+                 "--output", str(tmp_path / "out")]) == 0
+    assert np.asarray(Image.open(tmp_path / "out" / NAME)).shape == (496, 768)
+    assert f"wrote mask {tmp_path / 'out' / NAME}" in capsys.readouterr().out
 
 
 def test_predict_never_touches_inputs(tmp_path, bundle):

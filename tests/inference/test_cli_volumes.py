@@ -113,3 +113,32 @@ def test_bad_volume_input_exits_2_naming_the_file(argv, needle, model, tmp_path,
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_mixed_bscan_folder_with_jpeg_then_evaluate_a_subset_by_name(model, tmp_path, capsys):
+    from PIL import Image
+
+    from segclr.data.domains import embedded_data_dir
+    from segclr.io.images import reset_notes
+
+    reset_notes()
+    src = embedded_data_dir()
+    names = sorted(p.name for p in (src / "images").glob("subject09_*.png"))[:3]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "ref").mkdir()
+    for i, name in enumerate(names):
+        image = Image.open(src / "images" / name)
+        image.save(tmp_path / "in" / (name if i else name.replace(".png", ".jpg")), quality=95)  # one JPEG
+        Image.open(src / "masks" / name).save(tmp_path / "ref" / name)
+    assert main(["predict", "--checkpoint", str(model), "--input", str(tmp_path / "in"),
+                 "--output", str(tmp_path / "pred")]) == 0
+    out = capsys.readouterr()
+    assert "wrote 3 masks" in out.out and out.err.count("JPEG B-scans are lossy") == 1   # read, not skipped
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == names
+    (tmp_path / "pred" / names[0]).unlink()                    # score a subset of the references
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "ref"),
+                 "--out", str(tmp_path / "s.json")]) == 0
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["unpaired"] == {"prediction_only": [], "reference_only": [names[0][:-4]]}
+    assert s["slice_level"]["mean"]["1"]["n_slices"] == 2
+    assert f"1 reference B-scan(s) without a prediction, not scored: {names[0][:-4]}" in capsys.readouterr().err

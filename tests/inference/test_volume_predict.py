@@ -162,3 +162,69 @@ def test_bscan_folder_prediction_with_fluid_csv(tiny_bundle, tmp_path):
     assert row["slices"] == "5" and float(row["voxel_nl"]) == pytest.approx(np.prod(SPACING) * 1000, rel=1e-5)
     with pytest.raises(InputError, match="fluid.csv: output exists"):
         predict_bscan_folder(tiny_bundle, tmp_path / "scans", tmp_path / "masks2", tmp_path / "fluid.csv")
+
+
+def test_colliding_outputs_are_refused_before_anything_is_written(tiny_bundle, tmp_path):
+    write_metaimage(tmp_path / "in" / "P1" / "oct.mhd", geometry_volume(oct_like()))
+    with pytest.raises(InputError, match=r"p\.mhd: two outputs would be written to this path, for .*oct\.mhd "
+                                         r"and for the fluid-volume CSV"):
+        predict_volumes(tiny_bundle, tmp_path / "in" / "P1" / "oct.mhd", tmp_path / "out" / "p.mhd",
+                        csv_path=tmp_path / "out" / "p.mhd", progress=False)
+    with pytest.raises(InputError, match=r"p\.raw: two outputs"):
+        predict_volumes(tiny_bundle, tmp_path / "in" / "P1" / "oct.mhd", tmp_path / "out" / "p.mhd",
+                        csv_path=tmp_path / "out" / "p.raw", progress=False)
+    img = geometry_volume(oct_like())
+    write_dataset(tmp_path / "ds", [("c1", img, img.with_array(np.zeros(img.shape, np.uint8)), None),
+                                    ("c1", img, None, None)], {"background": 0, "IRF": 1, "SRF": 2})
+    with pytest.raises(InputError, match=r"c1\.nii\.gz: two outputs .* for .*imagesTr/c1_0000\.nii\.gz and for "
+                                         r".*imagesTs/c1_0000\.nii\.gz"):
+        predict_volumes(tiny_bundle, tmp_path / "ds", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_orphan_data_file_is_named_as_such(tiny_bundle, tmp_path):
+    write_metaimage(tmp_path / "in" / "P1" / "oct.mhd", geometry_volume(oct_like()))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "P1.raw").write_bytes(b"left by a killed run")
+    with pytest.raises(InputError, match=r"P1\.raw: data file without its \.mhd header"):
+        predict_volumes(tiny_bundle, tmp_path / "in", tmp_path / "out", progress=False)
+
+
+def test_sheared_grid_fluid_volume_uses_the_determinant(tiny_bundle, tmp_path):
+    shear = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.6, 0.8]])   # unit columns, |det| = 0.8
+    vol = Volume(oct_like(), SPACING, (0.0, 0.0, 0.0), shear)
+    assert vol.voxel_mm3 == pytest.approx(0.8 * np.prod(SPACING))
+    write_volume(tmp_path / "s.nii.gz", vol)
+    res = predict_volumes(tiny_bundle, tmp_path / "s.nii.gz", tmp_path / "out", progress=False)
+    row = next(csv.DictReader(res.csv.open()))
+    assert float(row["voxel_nl"]) == pytest.approx(0.8 * np.prod(SPACING) * 1000, rel=1e-4)
+
+
+def test_rescaled_volume_intensities_are_noted_once(capsys):
+    from segclr.io.images import reset_notes
+
+    reset_notes()
+    arr = oct_like().astype(np.int32) * 100 - 5000
+    out = normalize_intensity(arr, "v.mhd")
+    normalize_intensity(arr, "v.mhd")
+    assert out.min() == 0.0 and out.max() == 1.0
+    err = capsys.readouterr().err
+    assert err.count("note:") == 1 and "v.mhd: int32 intensities span" in err and "per volume" in err
+
+
+def test_single_bscan_file_prediction(tiny_bundle, tmp_path):
+    from PIL import Image
+
+    from segclr.inference.volumes import predict_bscan_file
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(oct_like()[0]).save(tmp_path / "in" / "b.tif")
+    res = predict_bscan_file(tiny_bundle, tmp_path / "in" / "b.tif", tmp_path / "out")
+    assert res.outputs == [tmp_path / "out" / "b.png"]
+    assert np.asarray(Image.open(res.outputs[0])).shape == (40, 48)
+    res = predict_bscan_file(tiny_bundle, tmp_path / "in" / "b.tif", tmp_path / "m.png", csv_path=tmp_path / "f.csv")
+    assert res.outputs == [tmp_path / "m.png"] and next(csv.DictReader(res.csv.open()))["slices"] == "1"
+    with pytest.raises(InputError, match="m.png: output exists"):
+        predict_bscan_file(tiny_bundle, tmp_path / "in" / "b.tif", tmp_path / "m.png")
+    with pytest.raises(InputError, match="two outputs would be written"):
+        predict_bscan_file(tiny_bundle, tmp_path / "in" / "b.tif", tmp_path / "n.png", csv_path=tmp_path / "n.png")

@@ -13,7 +13,11 @@ class the fluid volume in nanoliters (voxels x voxel volume in mm^3 x 1000, sinc
 spacing is unknown (PNG folders without ``volume.json``, Zeiss ``.img``) get blank nanoliters.
 
 Intensities: 8-bit data is divided by 255 and 16-bit by 65535 (as for PNG B-scans); other
-types are used as they are when already within [0, 1], else min-max scaled per volume.
+types are used as they are when already within [0, 1], else min-max scaled per volume (with a
+note; B-scan files are scaled per B-scan by the same rule).
+
+Before anything is written, every output path of the run is computed; two inputs whose outputs
+would land on one file (or the CSV on a mask) are refused, naming both.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from tqdm import tqdm
 from segclr.inference.predict import Predictor
 from segclr.io.atomic import atomic_write_text
 from segclr.io.cases import CaseSet, find_cases
-from segclr.io.images import InputError
+from segclr.io.images import InputError, to_unit_range
 from segclr.io.volumes import (VENDOR_SUFFIXES, Volume, companion_files, probe_volume, read_volume, strip_suffix,
                                volume_suffix, write_volume)
 
@@ -39,18 +43,10 @@ CSV_NAME = "fluid_volumes.csv"
 
 def normalize_intensity(array: np.ndarray, where: str | Path = "volume") -> np.ndarray:
     """Volume intensities -> float32 in [0, 1] (see the module docstring for the rule)."""
-    arr = np.asarray(array)
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    if arr.dtype == np.uint16:
-        return arr.astype(np.float32) / 65535.0
-    out = arr.astype(np.float32)
-    if not np.isfinite(out).all():
-        raise InputError(f"{where}: volume contains NaN or infinite voxels")
-    lo, hi = float(out.min()), float(out.max())
-    if lo >= 0.0 and hi <= 1.0:
-        return out
-    return (out - lo) / (hi - lo) if hi > lo else np.zeros_like(out)
+    try:
+        return to_unit_range(array, where, per="volume")
+    except InputError:
+        raise InputError(f"{where}: volume contains NaN or infinite voxels") from None
 
 
 def segment_volume(predictor: Predictor, volume: Volume | np.ndarray, batch_size: int = 8) -> np.ndarray:
@@ -69,18 +65,22 @@ def segment_volume(predictor: Predictor, volume: Volume | np.ndarray, batch_size
 
 
 def fluid_statistics(mask: np.ndarray, spacing_mm: tuple[float, float, float] | None,
-                     classes: dict[int, str]) -> dict[str, object]:
+                     classes: dict[int, str], voxel_mm3: float | None = None) -> dict[str, object]:
     """Per class: voxels, nanoliters (``None`` without spacing) and affected B-scans; plus totals.
 
     ``mask`` is (slices, H, W) or a sequence of 2D masks; ``classes`` maps foreground labels to
-    names. Nanoliters = voxels x prod(spacing_mm) x 1000. Keys: ``voxel_nl``, ``<name>_voxels``,
+    names. Nanoliters = voxels x voxel volume x 1000, the voxel volume being ``voxel_mm3`` when
+    given (:attr:`Volume.voxel_mm3`, which allows for a sheared grid), else prod(spacing_mm).
+    Keys: ``voxel_nl``, ``<name>_voxels``,
     ``<name>_nl``, ``<name>_bscans``, ``total_fluid_voxels``, ``total_fluid_nl``, ``total_fluid_bscans``
     (B-scans with any foreground class).
     """
     n = max(classes, default=0) + 1
     counts = np.stack([np.bincount(np.asarray(sl).ravel().astype(np.int64), minlength=n)[:n] for sl in mask]) \
         if len(mask) else np.zeros((0, n), dtype=np.int64)
-    voxel_nl = None if spacing_mm is None else float(np.prod(spacing_mm)) * NL_PER_MM3
+    if voxel_mm3 is None and spacing_mm is not None:
+        voxel_mm3 = float(np.prod(spacing_mm))
+    voxel_nl = None if spacing_mm is None or voxel_mm3 is None else float(voxel_mm3) * NL_PER_MM3
     stats: dict[str, object] = {"voxel_nl": voxel_nl}
     labels = sorted(classes)
     for label in labels:
@@ -128,6 +128,48 @@ def plan_outputs(cases: CaseSet, output: Path) -> list[Path]:
         ending = _output_ending(case.image, cases.file_ending if cases.layout in ("nnunet", "retouch") else None)
         targets.append(output / case.case_id if ending == ".png" else output / f"{case.case_id}{ending}")
     return targets
+
+
+def plan_files(cases: CaseSet, targets: list[Path], csv_path: Path) -> dict[Path, str]:
+    """Every file the run will write -> the input it comes from; refuses two inputs on one output."""
+    from segclr.io.bscans import list_bscans, planned_bscan_outputs
+
+    planned: dict[Path, tuple[Path, str]] = {}  # resolved path -> (path as given, source)
+    folders: dict[Path, str] = {}
+
+    def add(f: Path, source: str) -> None:
+        key = f.resolve()
+        other = planned[key][1] if key in planned else next(
+            (folders[p] for p in (key, *key.parents) if p in folders), None)
+        if other is not None and other != source:
+            raise InputError(f"{f}: two outputs would be written to this path, for {other} and for {source}; "
+                             f"the last would silently replace the first (choose another --output/--csv)")
+        planned.setdefault(key, (f, source))
+
+    for case, target in zip(cases.cases, targets):
+        source = str(case.image)
+        if not target.suffix and case.image is not None and case.image.is_dir():  # B-scan folder -> mask folder
+            for f in planned_bscan_outputs(target, [b.name for b in list_bscans(case.image)], True):
+                add(f, source)
+            add(target, source)
+            folders.setdefault(target.resolve(), source)
+        else:
+            for f in companion_files(target):
+                add(f, source)
+    add(csv_path, "the fluid-volume CSV")
+    return dict(planned.values())
+
+
+def check_existing(planned: list[Path], overwrite: bool) -> None:
+    """Refuse existing outputs unless ``overwrite``; names an orphan ``.raw`` (an interrupted write) as such."""
+    existing = [f for f in planned if f.exists()]
+    if existing and not overwrite:
+        orphan = next((f for f in existing if f.suffix.lower() == ".raw" and f.with_suffix(".mhd") in set(planned)
+                       and not f.with_suffix(".mhd").exists()), None)
+        if orphan is not None:
+            raise InputError(f"{orphan}: data file without its .mhd header (left by an interrupted run?); "
+                             f"pass --overwrite to replace it")
+        raise InputError(f"{existing[0]}: output exists ({len(existing)} files would be overwritten); pass --overwrite")
 
 
 def _input_files(path: Path) -> list[Path]:
@@ -189,13 +231,11 @@ def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str 
     csv_path = Path(csv_path)
 
     inputs = {f for case in cases.cases if case.image is not None for f in _input_files(case.image)}
-    planned = [f for t in targets for f in (companion_files(t) if t.suffix else [t])] + [csv_path]
+    planned = plan_files(cases, targets, csv_path)
     for f in planned:
         if f.resolve() in inputs or any(f.resolve() == p or p in f.resolve().parents for p in inputs if p.is_dir()):
             raise InputError(f"{f}: would overwrite an input; choose another --output")
-    existing = [f for f in planned if f.exists()]
-    if existing and not overwrite:
-        raise InputError(f"{existing[0]}: output exists ({len(existing)} files would be overwritten); pass --overwrite")
+    check_existing(list(planned), overwrite)
 
     predictor = predictor or Predictor(checkpoint)
     for case in cases.cases:  # every input checked (headers against data sizes) before anything is written
@@ -217,7 +257,7 @@ def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str 
         row = {"case": case.case_id, "domain": case.domain or "", "input": str(case.image), "output": str(target),
                "format": volume.format, "slices": z, "height": h, "width": w,
                "spacing_z_mm": sp[0], "spacing_y_mm": sp[1], "spacing_x_mm": sp[2]}
-        row.update(fluid_statistics(mask, volume.spacing_mm, classes))
+        row.update(fluid_statistics(mask, volume.spacing_mm, classes, volume.voxel_mm3))
         row.update(shift_columns(predictor, normalize_intensity(volume.array, case.image)))
         if row.get("shift_flag"):
             tqdm.write(f"warning: {case.case_id} looks unlike the training data (shift score "
@@ -238,7 +278,16 @@ def predict_bscan_folder(checkpoint: str | Path, input_dir: str | Path, output_d
     from segclr.io.bscans import read_sidecar
     from segclr.io.images import read_mask
 
+    from segclr.io.bscans import list_bscans, mask_name
+
     input_dir, csv_path = Path(input_dir), Path(csv_path)
+    files = list_bscans(input_dir)
+    for f in files:
+        if (Path(output_dir) / mask_name(f)).resolve() == csv_path.resolve():
+            raise InputError(f"{csv_path}: two outputs would be written to this path, for {f} and for the "
+                             f"fluid-volume CSV (choose another --csv)")
+        if f.resolve() == csv_path.resolve():
+            raise InputError(f"{csv_path}: would overwrite an input; choose another --csv")
     if csv_path.exists() and not overwrite:
         raise InputError(f"{csv_path}: output exists; pass --overwrite")
     predictor = Predictor(checkpoint)
@@ -256,6 +305,43 @@ def predict_bscan_folder(checkpoint: str | Path, input_dir: str | Path, output_d
     row.update(fluid_statistics(masks, spacing, classes))
     write_csv(csv_path, [row])
     return VolumePrediction(written, csv_path, [row], list(classes.values()))
+
+
+def predict_bscan_file(checkpoint: str | Path, input_file: str | Path, output: str | Path,
+                       overwrite: bool = False, csv_path: str | Path | None = None) -> VolumePrediction:
+    """Segment one PNG/TIFF/JPEG B-scan: the mask goes to ``output`` when it ends in ``.png``, else to
+    ``output/NAME.png``. With ``csv_path``, also a one-row fluid CSV (spacing from the input folder's
+    ``volume.json``)."""
+    from segclr.io.bscans import mask_name, read_sidecar
+    from segclr.io.images import read_image, write_mask
+
+    input_file, output = Path(input_file), Path(output)
+    target = output if output.suffix.lower() == ".png" and not output.is_dir() else output / mask_name(input_file)
+    outputs = [target] + ([Path(csv_path)] if csv_path is not None else [])
+    for f in outputs:
+        if f.resolve() == input_file.resolve():
+            raise InputError(f"{f}: would overwrite the input; choose another --output/--csv")
+    if csv_path is not None and Path(csv_path).resolve() == target.resolve():
+        raise InputError(f"{target}: two outputs would be written to this path, for {input_file} and for the "
+                         f"fluid-volume CSV (choose another --csv)")
+    check_existing(outputs, overwrite)
+    image = read_image(input_file)
+    predictor = Predictor(checkpoint)
+    mask = predictor(image)
+    write_mask(target, mask)
+    classes = {i: n for i, n in enumerate(predictor.classes) if i > 0}
+    rows: list[dict] = []
+    if csv_path is not None:
+        side = read_sidecar(input_file.parent)
+        spacing = Volume(np.zeros((1, 1, 1)), side.get("spacing_mm")).spacing_mm if side.get("spacing_mm") else None
+        sp = spacing or (None, None, None)
+        row = {"case": input_file.stem, "domain": "", "input": str(input_file), "output": str(target),
+               "format": "bscans", "slices": 1, "height": mask.shape[0], "width": mask.shape[1],
+               "spacing_z_mm": sp[0], "spacing_y_mm": sp[1], "spacing_x_mm": sp[2]}
+        row.update(fluid_statistics([mask], spacing, classes))
+        write_csv(Path(csv_path), [row])
+        rows.append(row)
+    return VolumePrediction([target], None if csv_path is None else Path(csv_path), rows, list(classes.values()))
 
 
 def format_fluid_table(rows: list[dict], classes: list[str]) -> str:
