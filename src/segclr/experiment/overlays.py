@@ -87,9 +87,12 @@ def _scale_bar(ax, width: int, height: int, lateral_um: float | None) -> None:
         return
     length = SCALE_BAR_UM / lateral_um
     x0, y0 = width * 0.04, height * 0.93
-    ax.plot([x0, x0 + length], [y0, y0], color="white", linewidth=2.5, solid_capstyle="butt")
+    from matplotlib import patheffects
+
+    outline = [patheffects.withStroke(linewidth=3.5, foreground="black")]  # readable on any background
+    ax.plot([x0, x0 + length], [y0, y0], color="white", linewidth=2.5, solid_capstyle="butt", path_effects=outline)
     ax.text(x0 + length / 2, y0 - height * 0.03, f"{SCALE_BAR_UM} µm", color="white", fontsize=6,
-            ha="center", va="bottom")
+            ha="center", va="bottom", path_effects=outline)
 
 
 def plot_representative(cases: list[Case], out_png: Path, title: str = "", lateral_um: float | None = None) -> list[str]:
@@ -100,8 +103,8 @@ def plot_representative(cases: list[Case], out_png: Path, title: str = "", later
     methods = list(rows[0][1].predictions)
     ncol, panel_w = 2 + len(methods), 3.4
     h, w = rows[0][1].image.shape
-    fig, axes = plt.subplots(len(rows), ncol, figsize=(panel_w * ncol, panel_w * h / w * len(rows) + 1.1),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(panel_w * ncol, (panel_w * h / w + 0.3) * len(rows) + 0.5),
+                             squeeze=False, layout="constrained")
     for r, (kind, case) in enumerate(rows):
         ax = axes[r, 0]
         ax.imshow(case.image, cmap="gray", vmin=0, vmax=1)
