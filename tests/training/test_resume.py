@@ -141,3 +141,15 @@ def test_extending_a_run_stretches_the_cosine_schedule():
         sched.step()
         got.append(opt.param_groups[0]["lr"])
     assert got == pytest.approx(closed)
+
+
+def test_resume_finishes_a_run_killed_before_its_bundle(finished_run, tmp_path):
+    import shutil
+
+    from segclr.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "model.safetensors").unlink()  # killed after the last checkpoint, before the bundle
+    assert main(["fit", "--out", str(run), "--resume"]) == 0
+    assert (run / "model.safetensors").is_file()

@@ -286,6 +286,6 @@ def _check_resume(cfg: RunConfig, out: Path, last: Path) -> None:
         raise InputError(f"{saved}: missing, so the run's config cannot be checked; start a new run with another --out")
     check_resume_config(load_config(saved), cfg, saved, explicit=frozenset({"trainer.max_steps"}))
     done = checkpoint_step(last)
-    if done >= cfg.trainer.max_steps:
+    if done >= cfg.trainer.max_steps and (out / "model.safetensors").exists():  # else: finish writing the bundle
         raise InputError(f"{out}: the run already trained its {done} steps (trainer.max_steps={cfg.trainer.max_steps}); "
                          f"to train longer, resume with --set trainer.max_steps=N (N > {done})")
