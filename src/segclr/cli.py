@@ -145,7 +145,8 @@ def _parser() -> argparse.ArgumentParser:
                        description="Write the bundle's UNet as TorchScript (.pt) or ONNX (.onnx, needs segclr[onnx]), "
                                    "check that it reproduces the PyTorch output, and store the preprocessing in its "
                                    "metadata (see model_card.md next to the bundle).")
-    x.add_argument("--checkpoint", type=Path, required=True, help="model.safetensors written by fit")
+    x.add_argument("--checkpoint", type=Path, required=True,
+                   help="model.safetensors written by fit (or its run folder)")
     x.add_argument("--format", required=True, choices=["torchscript", "onnx"])
     x.add_argument("--out", type=Path, default=None, help="output file (default: next to the checkpoint)")
     x.add_argument("--overwrite", action="store_true", help="replace an existing export")
