@@ -1,3 +1,5 @@
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -52,9 +54,9 @@ def test_single_slice_volume_pairs_with_itself_and_bad_inputs_are_refused():
     rng = np.random.default_rng(0)
     assert slice_pair(1, "s", 2, rng) == (0, 0)
     assert slice_pair(1, "s+a", 0, rng) == (0, 0)
-    with pytest.raises(ValueError, match="at least one slice"):
+    with pytest.raises(ValueError, match="^a volume needs at least one slice$"):
         slice_pair(0, "a", 1, rng)
-    with pytest.raises(ValueError, match="distance must be >= 1"):
+    with pytest.raises(ValueError, match="^pair distance must be >= 1 slice for Ps, got 0$"):
         slice_pair(5, "s", 0, rng)
     i, j = slice_pair(5, "a", 0, rng)  # Pa ignores the distance
     assert i == j and 0 <= i < 5
@@ -135,3 +137,15 @@ def test_pair_stream_pa_uses_same_crop_of_same_slice():
         assert torch.equal(item["view1"], item["view2"])
         slices.add(_decode(item["view1"])[1])
     assert slices == set(range(6))  # every slice is used
+
+
+@pytest.mark.skipif("anchor" not in inspect.signature(slice_pair).parameters, reason="slice_pair has no anchor")
+def test_anchor_fixes_the_first_slice():
+    rng = np.random.default_rng(0)
+    for anchor in (0, 5, 10):
+        assert slice_pair(11, "a", 2, rng, anchor=anchor) == (anchor, anchor)
+        partners = {slice_pair(11, "s", 2, rng, anchor=anchor)[1] for _ in range(200)}
+        assert partners == {j for j in range(anchor - 2, anchor + 3) if j != anchor and 0 <= j < 11}
+    for bad in (-1, 11):
+        with pytest.raises(ValueError, match=f"^anchor slice {bad} is outside the volume's 11 slices$"):
+            slice_pair(11, "s", 2, rng, anchor=bad)
