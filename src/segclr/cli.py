@@ -162,6 +162,12 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--dry-run", action="store_true", help="list the cells and whether each is done, train nothing")
     x.add_argument("--report-only", action="store_true",
                    help="train nothing; aggregate the finished cells and rewrite the report")
+    x.add_argument("--cells", type=Path, default=None, metavar="DIR",
+                   help="where each finished cell's small JSON record goes; a cell whose record holds its config "
+                        "hash is skipped (default: the file's 'cells' key, else REPORT_DIR/cells)")
+    x.add_argument("--git-commit", action="store_true",
+                   help="commit each cell's record as soon as it finishes (only that file), so the next "
+                        "session or machine continues where this one stopped")
 
     s = sub.add_parser("simulate", help="render the embedded data as a simulated OCT device",
                        description="Write the embedded Duke DME B-scans rendered as a simulated device "
@@ -330,12 +336,13 @@ def _cmd_experiment(args) -> int:
     from segclr.experiment.runner import run_experiment
 
     cells = run_experiment(args.spec, args.out, seeds=args.seeds, report_dir=args.report_dir, dry_run=args.dry_run,
-                           report_only=args.report_only)
+                           report_only=args.report_only, cells_dir=args.cells, git_commit=args.git_commit)
     if args.dry_run:
         from segclr.experiment.estimate import format_estimate
-        from segclr.experiment.runner import _finished
+        from segclr.experiment.runner import default_cells_dir, is_done, load_spec
 
-        print(format_estimate(cells, [_finished(args.out / "runs" / c.run_key, c) for c in cells]))
+        cells_dir = args.cells or default_cells_dir(load_spec(args.spec), args.out, args.report_dir)
+        print(format_estimate(cells, [is_done(cells_dir, c) for c in cells]))
     else:
         print(f"results in {args.out}/results.csv; report in {args.report_dir or args.out}/RESULTS.md")
     return 0

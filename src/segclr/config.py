@@ -65,6 +65,9 @@ class DataConfig:
 @dataclass
 class AugmentConfig:
     enabled: bool = True
+    # False: the labeled batch trains un-augmented while contrastive views (Pa, Ps+a) still are
+    # (the study's appearance-shift regime: invariance must come from the contrastive term).
+    labeled: bool = True
     gamma: tuple[float, float] = (0.6, 1.6)
     contrast: tuple[float, float] = (0.7, 1.3)
     brightness: float = 0.1               # additive shift, +- this
@@ -98,6 +101,9 @@ class ObjectiveConfig:
     contrastive_loss: str = "ntxent"
     temperature: float = 0.1
     lambda_sup: float = 20.0      # weight of the supervised term (the paper's lambda)
+    # weight of the contrastive term; 0 is the study's control: target images still share the
+    # encoder pass (and its BatchNorm statistics) but the contrastive loss trains nothing
+    lambda_con: float = 1.0
     sup_loss: str = "dice_ce"
     dann_weight: float = 0.1        # DANN: weight of the domain-classification loss
     entropy_weight: float = 0.01    # entropy_min: weight of the target prediction entropy
@@ -267,6 +273,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     ):
         if value < 1:
             raise ConfigError(f"config key '{key}': must be >= 1, got {value}")
+    if cfg.objective.lambda_con < 0:
+        raise ConfigError(f"config key 'objective.lambda_con': must be >= 0, got {cfg.objective.lambda_con}")
     if cfg.objective.temperature <= 0:
         raise ConfigError(f"config key 'objective.temperature': must be > 0, got {cfg.objective.temperature}")
     needs_target = ("segclr_uda", "upper_bound", "multi_domain", "dann", "entropy_min", "adabn")

@@ -67,17 +67,17 @@ def test_killed_experiment_resumes_without_retraining(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cells = {c.method: c for c in expand_cells(load_spec(spec))}
-    first = out / "runs" / cells["first"].run_key / "eval.json"
+    first = out / "cells" / "first__cirrus_like__seed0.json"  # the committed record of a finished cell
     deadline = time.time() + 180
     while not first.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert first.exists()
-    second = out / "runs" / cells["second"].run_key / "eval.json"
+    second = out / "cells" / "second__cirrus_like__seed0.json"
     assert not second.exists(), "the experiment finished before it could be killed"
     stamp = first.stat().st_mtime_ns
-    bundle = first.parent / "train" / "model.safetensors"
+    bundle = out / "runs" / cells["first"].run_key / "train" / "model.safetensors"
     bundle_stamp = bundle.stat().st_mtime_ns
 
     run_experiment(spec, out, report_only=True)  # partial report, nothing trained
@@ -196,3 +196,78 @@ def test_a_folder_of_another_config_is_never_reused(tmp_path):
     (out / "model.safetensors").write_bytes(b"x")
     with pytest.raises(StaleRunError, match="no train.json"):
         _train(from_dict(TINY_BASE), out, bank=None, run_hash="new")
+
+
+def test_cell_files_round_trip(tmp_path):
+    from segclr.experiment.cells import cell_is_done, read_cell, write_cell
+
+    rows = [{"method": "m", "dice_mean": 0.5, "dice_pooled": float("nan")}]
+    cases = [{"case": "x", "dice": 0.25, "n_ref": 3, "n_pred": 0}]
+    path = write_cell(tmp_path / "cells" / "m__t__seed0.json", method="m", target="t", seed=0,
+                      config_hash="abc", config={"a": 1}, pretrain=None, train_seconds=12.34, rows=rows, cases=cases)
+    record = read_cell(path)
+    assert record["cases"] == cases and record["config"] == {"a": 1} and record["train_seconds"] == 12.3
+    assert record["rows"][0]["dice_mean"] == 0.5 and record["rows"][0]["dice_pooled"] != record["rows"][0]["dice_pooled"]
+    assert record["machine"]["torch_threads"] >= 1
+    assert cell_is_done(path, "abc") and not cell_is_done(path, "abd")
+    path.write_text("{truncated")
+    assert read_cell(path) is None and not cell_is_done(path, "abc")
+
+
+def test_committed_cells_are_skipped_and_a_changed_cell_reruns(tmp_path, monkeypatch):
+    """The runner trusts the committed cell files (any clone), and only while the hash matches."""
+    from segclr.experiment import runner
+
+    spec = _spec(tmp_path, {"a": {"objective": {"mode": "supervised"}}, "b": {"objective": {"mode": "supervised"},
+                                                                            "seeds": [0, 1]}})
+    trained = []
+
+    def fake_run_cell(cell, run_dir, bank, progress=False):
+        trained.append(cell.key)
+        case = {"reference_file": "c1", "metrics": {"1": {"Dice": 0.5, "n_ref": 4, "n_pred": 4}}}
+        summary = {"mean": {"1": {"name": "fluid", "Dice": 0.5, "pooled_Dice": 0.6}}, "metric_per_case": [case]}
+        return {"method": cell.method, "target_device": cell.target, "seed": cell.seed, "config_hash": cell.hash,
+                "train_seconds": 1.0, "domains": {"spectralis": summary}}
+
+    monkeypatch.setattr(runner, "run_cell", fake_run_cell)
+    monkeypatch.setattr(runner, "DomainBank", lambda *a, **k: None)
+    cells_dir = tmp_path / "committed"
+    runner.run_experiment(spec, tmp_path / "out1", cells_dir=cells_dir)
+    assert trained == ["a/cirrus_like/seed0", "b/cirrus_like/seed0", "b/cirrus_like/seed1"]  # b has its own seeds
+    assert sorted(p.name for p in cells_dir.iterdir()) == [
+        "a__cirrus_like__seed0.json", "b__cirrus_like__seed0.json", "b__cirrus_like__seed1.json"]
+    trained.clear()
+    runner.run_experiment(spec, tmp_path / "another_clone", cells_dir=cells_dir)  # no runs/ folder there
+    assert trained == []
+    assert len((tmp_path / "another_clone" / "per_case.csv").read_text().splitlines()) == 1 + 3
+    data = yaml.safe_load(spec.read_text())
+    data["methods"]["a"]["trainer"] = {"lr": 0.005}
+    spec.write_text(yaml.safe_dump(data))
+    runner.run_experiment(spec, tmp_path / "out1", cells_dir=cells_dir)
+    assert trained == ["a/cirrus_like/seed0"]  # only the changed cell
+    assert json.loads((cells_dir / "a__cirrus_like__seed0.json").read_text())["config"]["trainer"]["lr"] == 0.005
+
+
+def test_git_commit_commits_only_the_cell_file(tmp_path):
+    from segclr.experiment.cells import git_commit_cell
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@x"}
+    subprocess.run(["git", "init", "-q", str(repo)], check=True, env=env)
+    (repo / "other.txt").write_text("staged but not mine")
+    subprocess.run(["git", "-C", str(repo), "add", "other.txt"], check=True, env=env)
+    cell = repo / "cells" / "m__t__seed0.json"
+    cell.parent.mkdir()
+    cell.write_text("{}")
+    monkey_env = os.environ.copy()
+    os.environ.update({k: v for k, v in env.items() if k.startswith("GIT_")})
+    try:
+        assert git_commit_cell(cell, "study x: cell m")
+    finally:
+        os.environ.clear()
+        os.environ.update(monkey_env)
+    files = subprocess.run(["git", "-C", str(repo), "show", "--name-only", "--format=", "HEAD"], check=True,
+                           capture_output=True, text=True).stdout.split()
+    assert files == ["cells/m__t__seed0.json"]

@@ -36,7 +36,16 @@ def test_every_study_file_expands_to_cells_with_distinct_hashes(path):
     cells = expand_cells(spec)
     seeds, targets = spec["seeds"], spec["target_devices"]
     methods = {c.method for c in cells}
-    assert len(cells) == len(methods) * len(seeds) * len(targets)
+    # a method may carry its own seeds (grid methods are named <method>_<combo>)
+    own = {k: (body or {}).get("seeds") for k, body in spec["methods"].items()}
+    grids = [k for k, body in spec["methods"].items() if (body or {}).get("grid")]
+
+    def seeds_of(method: str) -> list[int]:
+        origin = method if method in own else next(k for k in grids if method.startswith(k + "_"))
+        return own[origin] or seeds
+
+    assert len(cells) == sum(len(seeds_of(m)) for m in methods) * len(targets)
+    assert all(c.seed in seeds_of(c.method) for c in cells)
     assert len({c.key for c in cells}) == len(cells)
     hashes = [c.hash for c in cells]
     dupes = {h: [c.key for c in cells if c.hash == h] for h in hashes if hashes.count(h) > 1}
@@ -48,7 +57,7 @@ def test_every_study_file_expands_to_cells_with_distinct_hashes(path):
         if c.pretrain is not None:
             assert c.pretrain.trainer.seed == c.seed and c.config.objective.mode == "finetune"
     # the reference method and the amount-of-target-data methods exist
-    assert spec["reference"] in methods
+    assert (spec.get("reference") or spec.get("baseline")) in methods
     assert set(spec.get("amount", {}).values()) <= methods
 
 

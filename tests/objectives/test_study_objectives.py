@@ -155,3 +155,25 @@ def test_upper_bound_has_as_many_labels_as_the_baseline(bank, make_config):
     assert [v.patient for v in ub._labeled] == [v.patient for v in sup._labeled] == [1, 2, 3, 4, 5]
     assert {v.domain for v in ub._labeled} == {"cirrus_like"}
     assert sum(len(v.images) for v in ub._labeled) == sum(len(v.images) for v in sup._labeled) == 55
+
+
+def test_contrastive_weight_zero_is_the_batch_composition_control(bank, make_config):
+    cfg = make_config(objective={"mode": "segclr_uda", "lambda_con": 0.0, "lambda_sup": 20.0})
+    module, _, out = _step(cfg, bank)
+    assert out.logs["loss/con"] > 0  # still computed and logged: target images pass the encoder
+    assert torch.allclose(out.loss.detach(), 20.0 * out.logs["loss/sup"])
+    out.loss.backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in module.objective.head.parameters())
+
+
+def test_labeled_branch_without_augmentation_sees_the_raw_crops(bank, make_config):
+    cfg = make_config(objective={"mode": "supervised"}, augment={"labeled": False})
+    module = SegCLRModule(cfg.to_dict())
+    dm = SegCLRDataModule(cfg, bank)
+    dm.setup("fit")
+    batch = _batch(dm)
+    x, y = module.objective.labeled_batch(module.augment, batch["labeled"])
+    assert x is batch["labeled"]["image"] and y is batch["labeled"]["mask"]
+    on = SegCLRModule(make_config(objective={"mode": "supervised"}).to_dict())
+    x_aug, _ = on.objective.labeled_batch(on.augment, batch["labeled"])
+    assert not torch.equal(x_aug, batch["labeled"]["image"])

@@ -154,28 +154,36 @@ def _false_positive_section(cases: list[dict], target: str, methods: list[str], 
             "both methods alike.\n\n" + "\n".join(lines) + "\n")
 
 
-def _paired_section(cases: list[dict], target: str, reference: str, methods: list[str]) -> str:
-    seed_lines = [f"| {reference} vs | seeds | mean diff | 95 % bootstrap CI | wins/losses | sign p | Wilcoxon p |",
+def comparisons(spec: dict, methods: list[str]) -> list[tuple[str, str]]:
+    """(method, against) pairs: every method against the spec's ``baseline`` (method - baseline),
+    or the spec's ``reference`` against every other method (reference - other)."""
+    if spec.get("baseline") in methods:
+        return [(m, spec["baseline"]) for m in methods if m != spec["baseline"]]
+    if spec.get("reference") in methods:
+        return [(spec["reference"], m) for m in methods if m != spec["reference"]]
+    return []
+
+
+def _paired_section(cases: list[dict], target: str, pairs: list[tuple[str, str]]) -> str:
+    seed_lines = ["| comparison | seeds | mean diff | 95 % bootstrap CI | wins/losses | sign p | Wilcoxon p |",
                   "|---|---|---|---|---|---|---|"]
-    scan_lines = [f"| {reference} vs | pairs | mean diff | median diff | wins/losses | Wilcoxon p |",
+    scan_lines = ["| comparison | pairs | mean diff | median diff | wins/losses | Wilcoxon p |",
                   "|---|---|---|---|---|---|"]
-    for m in methods:
-        if m == reference:
-            continue
-        t = seed_level_test(cases, target, reference, m, target)
+    for a, b in pairs:
+        t = seed_level_test(cases, target, a, b, target)
         if t:
             ci = "n/a (1 seed)" if t["n_seeds"] < 2 else f"[{t['ci_low']:+.3f}, {t['ci_high']:+.3f}]"
-            seed_lines.append(f"| {m} | {t['n_seeds']} | {t['mean_diff']:+.3f} | {ci} | {t['wins']}/{t['losses']} | "
-                              f"{fmt_p(t['sign_p'])} | {fmt_p(t['wilcoxon_p'])} |")
-        b = paired_test(cases, target, reference, m, target)
-        if b:
-            scan_lines.append(f"| {m} | {b['n']} | {b['mean_diff']:+.3f} | {b['median_diff']:+.3f} | "
-                              f"{b['wins']}/{b['losses']} | {fmt_p(b['p'])} |")
-    return (f"\n### Paired comparison on the target domain (primary: over seeds)\n\nPer seed, each method's "
-            f"mean Dice over the test B-scans whose reference has fluid; the differences ({reference} minus the "
-            f"other; positive favours {reference}) are summarised over seeds with a 95 % percentile bootstrap "
-            f"interval, a sign test and a Wilcoxon signed-rank test. Seeds are the independent units: the "
-            f"smallest two-sided sign-test p with n seeds is 2^(1-n) (0.25 for 3 seeds, 0.0039 for 10).\n\n"
+            seed_lines.append(f"| {a} − {b} | {t['n_seeds']} | {t['mean_diff']:+.3f} | {ci} | "
+                              f"{t['wins']}/{t['losses']} | {fmt_p(t['sign_p'])} | {fmt_p(t['wilcoxon_p'])} |")
+        s = paired_test(cases, target, a, b, target)
+        if s:
+            scan_lines.append(f"| {a} − {b} | {s['n']} | {s['mean_diff']:+.3f} | {s['median_diff']:+.3f} | "
+                              f"{s['wins']}/{s['losses']} | {fmt_p(s['p'])} |")
+    return ("\n### Paired comparison on the target domain (primary: over seeds)\n\nPer seed, each method's "
+            "mean Dice over the test B-scans whose reference has fluid; the per-seed differences (first minus "
+            "second: positive favours the first) over the seeds both methods ran, with a 95 % percentile "
+            "bootstrap interval, a sign test and a Wilcoxon signed-rank test. Seeds are the independent units: "
+            "the smallest two-sided sign-test p with n seeds is 2^(1-n) (0.25 for 3 seeds, 0.0625 for 5).\n\n"
             + "\n".join(seed_lines)
             + "\n\n### Secondary: over (seed, B-scan) pairs\n\nWilcoxon signed-rank over (seed, B-scan) pairs "
             "with fluid in the reference. The 22 test B-scans come from 2 patients, so these pairs are not "
@@ -222,8 +230,9 @@ def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Pat
         plot_bars(summary, target, methods, domains, out_dir / f"bars_{target}.png")
         parts.append(f"\n![bars](bars_{target}.png)\n")
         parts.append(_false_positive_section(cases, target, methods, domains))
-        if reference and reference in methods:
-            parts.append(_paired_section(cases, target, reference, methods))
+        pairs = comparisons(spec, methods)
+        if pairs:
+            parts.append(_paired_section(cases, target, pairs))
     report = out_dir / "RESULTS.md"
     atomic_write_text(report, "\n".join(p for p in parts if p))
     return report

@@ -43,6 +43,7 @@ import yaml
 from segclr.config import ConfigError, RunConfig, from_dict
 from segclr.data.domains import DomainBank
 from segclr.evaluation.benchmark import evaluate_domains
+from segclr.experiment.cells import cell_is_done, cell_path, git_commit_cell, read_cell, write_cell
 from segclr.inference.predict import Predictor
 from segclr.io.atomic import atomic_write_text
 from segclr.training.trainer import fit
@@ -50,7 +51,8 @@ from segclr.training.trainer import fit
 RESULT_FIELDS = ["method", "target_device", "seed", "config_hash", "domain", "class", "dice_mean", "dice_pooled",
                  "train_seconds"]
 CASE_FIELDS = ["method", "target_device", "seed", "domain", "class", "case", "dice", "n_ref", "n_pred"]
-SPEC_KEYS = {"name", "description", "seeds", "target_devices", "reference", "base", "methods", "amount"}
+SPEC_KEYS = {"name", "description", "seeds", "target_devices", "reference", "base", "methods", "amount",
+             "cells", "baseline"}
 
 
 @dataclass
@@ -113,6 +115,9 @@ def expand_methods(spec: dict) -> dict[str, dict]:
     for name, body in spec["methods"].items():
         body = dict(body or {})
         grid = body.pop("grid", None)
+        if "seeds" in body and (not isinstance(body["seeds"], list) or
+                                not all(isinstance(v, int) and not isinstance(v, bool) for v in body["seeds"])):
+            raise ConfigError(f"method {name}: 'seeds' must be a list of integers, got {body['seeds']!r}")
         if not grid:
             out[name] = body
             continue
@@ -145,13 +150,22 @@ def config_hash(cfg: RunConfig, pretrain: RunConfig | None = None) -> str:
 
 def expand_cells(spec: dict, seeds: list[int] | None = None) -> list[Cell]:
     base = spec.get("base") or {}
+    override = seeds
     seeds = list(seeds if seeds is not None else spec.get("seeds", [0]))
     cells = []
     # seed-major order: an interrupted study has every method for its first seeds
-    for seed in seeds:
+    methods = expand_methods(spec)
+    # a method may name its own seeds (more for the rows the claims rest on); --seeds overrides all
+    own = {m: over.get("seeds") for m, over in methods.items()}
+    extra = set().union(*(set(v) for v in own.values() if v and override is None)) - set(seeds)
+    order = seeds + sorted(extra)
+    for seed in order:
         for target in spec.get("target_devices", ["cirrus_like"]):
-            for method, over in expand_methods(spec).items():
+            for method, over in methods.items():
                 over = dict(over)
+                if seed not in (own[method] if own[method] and override is None else seeds):
+                    continue
+                over.pop("seeds", None)
                 pre_over = over.pop("pretrain", None)
                 common = _merge(base, {"data": {"target_domains": [target]}, "trainer": {"seed": seed}})
                 try:
@@ -247,15 +261,39 @@ def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def aggregate(out: Path, cells: list[Cell]) -> tuple[Path, Path]:
-    """Rewrite ``results.csv`` and ``per_case.csv`` from the finished cells' ``eval.json``."""
+def default_cells_dir(spec: dict, out: Path, report_dir: Path | None) -> Path:
+    """Where the committed cell files live: the spec's ``cells``, else ``<report dir or out>/cells``."""
+    if spec.get("cells"):
+        return Path(spec["cells"])
+    return Path(report_dir or out) / "cells"
+
+
+def cell_file(cells_dir: Path, cell: Cell) -> Path:
+    return cell_path(cells_dir, cell.method, cell.target, cell.seed)
+
+
+def is_done(cells_dir: Path, cell: Cell) -> bool:
+    """A cell is done when its committed file holds its config hash."""
+    return cell_is_done(cell_file(cells_dir, cell), cell.hash)
+
+
+def record_cell(cells_dir: Path, cell: Cell, result: dict) -> Path:
+    rows, cases = _rows(result)
+    return write_cell(cell_file(cells_dir, cell), method=cell.method, target=cell.target, seed=cell.seed,
+                      config_hash=cell.hash, config=cell.config.to_dict(),
+                      pretrain=cell.pretrain.to_dict() if cell.pretrain else None,
+                      train_seconds=result["train_seconds"], rows=rows, cases=cases)
+
+
+def aggregate(out: Path, cells: list[Cell], cells_dir: Path) -> tuple[Path, Path]:
+    """Rewrite ``results.csv`` and ``per_case.csv`` in ``out`` from the done cells' files."""
     rows, cases = [], []
     for cell in cells:
-        path = out / "runs" / cell.run_key / "eval.json"
-        if _finished(out / "runs" / cell.run_key, cell):
-            r, c = _rows(json.loads(path.read_text()))
-            rows += r
-            cases += c
+        if is_done(cells_dir, cell):
+            record = read_cell(cell_file(cells_dir, cell))
+            rows += record["rows"]
+            cases += record["cases"]
+    out.mkdir(parents=True, exist_ok=True)
     _write_csv(out / "results.csv", RESULT_FIELDS, rows)
     _write_csv(out / "per_case.csv", CASE_FIELDS, cases)
     return out / "results.csv", out / "per_case.csv"
@@ -263,15 +301,23 @@ def aggregate(out: Path, cells: list[Cell]) -> tuple[Path, Path]:
 
 def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] | None = None,
                    report_dir: str | Path | None = None, dry_run: bool = False,
-                   report_only: bool = False) -> list[Cell]:
+                   report_only: bool = False, cells_dir: str | Path | None = None,
+                   git_commit: bool = False) -> list[Cell]:
+    """Train and score every cell not yet done, recording each in ``cells_dir``; then write the report.
+
+    With ``git_commit`` each finished cell's file is committed at once (only that file), so an
+    interrupted study continues from any clone.
+    """
     from segclr.experiment.report import write_report
 
     spec = load_spec(spec_path)
     cells = expand_cells(spec, seeds)
     out = Path(out_dir)
+    report = Path(report_dir) if report_dir else out
+    cells_dir = Path(cells_dir) if cells_dir else default_cells_dir(spec, out, report)
     if dry_run:
         for cell in cells:
-            state = "done" if _finished(out / "runs" / cell.run_key, cell) else "todo"
+            state = "done" if is_done(cells_dir, cell) else "todo"
             print(f"{state:5} {cell.key}  ({cell.config.objective.mode}, {cell.config.trainer.max_steps} steps, "
                   f"hash {cell.hash})")
         return cells
@@ -279,17 +325,20 @@ def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] 
     bank = DomainBank(cells[0].config.data.simulation_seed)
     start = time.perf_counter()
     for i, cell in enumerate([] if report_only else cells, 1):
-        run_dir = out / "runs" / cell.run_key
-        if _finished(run_dir, cell):
-            print(f"[{i}/{len(cells)}] {cell.key}: done, skipped", flush=True)
+        if is_done(cells_dir, cell):
+            print(f"[{i}/{len(cells)}] {cell.key}: done ({cell_file(cells_dir, cell)}), skipped", flush=True)
             continue
         print(f"[{i}/{len(cells)}] {cell.key}: training ({cell.config.objective.mode})", flush=True)
-        run_cell(cell, run_dir, bank)
-        aggregate(out, cells)
-    results, per_case = aggregate(out, cells)
+        result = run_cell(cell, out / "runs" / cell.run_key, bank)
+        path = record_cell(cells_dir, cell, result)
+        if git_commit:
+            git_commit_cell(path, f"study {spec['name']}: cell {cell.key} ({cell.hash}, "
+                                  f"{result['train_seconds']:.0f} s of training)")
+    results, per_case = aggregate(out, cells, cells_dir)
     wall = time.perf_counter() - start
-    done = sum(_finished(out / "runs" / c.run_key, c) for c in cells)
-    write_report(spec, results, per_case, Path(report_dir) if report_dir else out, wall_seconds=wall,
-                 seeds=sorted({c.seed for c in cells}), command_line=f"segclr experiment {spec_path} --out {out_dir}",
+    done = sum(is_done(cells_dir, c) for c in cells)
+    write_report(spec, results, per_case, report, wall_seconds=wall, seeds=sorted({c.seed for c in cells}),
+                 command_line=f"segclr experiment {spec_path} --out {out_dir}"
+                              + (f" --report-dir {report_dir}" if report_dir else ""),
                  status=f"{done} of {len(cells)} cells finished")
     return cells

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from segclr.config import RunConfig
 from segclr.losses import make_supervised_loss
 from segclr.models import UNet
-from segclr.objectives.base import Objective, StepOutput, augment_labeled, forward_split
+from segclr.objectives.base import Objective, StepOutput, forward_split
 
 
 class _ReverseGrad(torch.autograd.Function):
@@ -60,7 +60,7 @@ class DANNObjective(Objective):
         self.domain_classifier = nn.Sequential(nn.Linear(channels, 64), nn.ReLU(inplace=True), nn.Linear(64, 1))
 
     def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:
-        x, y = augment_labeled(augment, batch["labeled"])
+        x, y = self.labeled_batch(augment, batch["labeled"])
         xt = _target_images(self, batch, augment)
         feats = forward_split(net, net.encode, x, [xt], self.cfg.objective.bn_stats)
         n = len(x)
@@ -80,7 +80,7 @@ class EntropyMinObjective(Objective):
         self.sup_loss = make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes)
 
     def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:
-        x, y = augment_labeled(augment, batch["labeled"])
+        x, y = self.labeled_batch(augment, batch["labeled"])
         xt = _target_images(self, batch, augment)
         logits = forward_split(net, net, x, [xt], self.cfg.objective.bn_stats)
         n = len(x)

@@ -33,6 +33,12 @@ class Objective(nn.Module):
     def describe(self, net: UNet) -> str:
         return ""
 
+    def labeled_batch(self, augment: nn.Module, batch: dict) -> tuple[Tensor, Tensor]:
+        """The labeled images and masks of the step, augmented unless ``augment.labeled`` is off."""
+        if not self.cfg.augment.labeled:
+            return batch["image"], batch["mask"]
+        return augment_labeled(augment, batch)
+
 
 def augment_labeled(augment: nn.Module, batch: dict) -> tuple[Tensor, Tensor]:
     return augment(batch["image"], batch["mask"])

@@ -3,7 +3,7 @@
 Also serves ``multi_domain`` (labels from several domains, contrastive over all) and
 ``ssl_pretrain`` (the contrastive term alone, the SimCLR/SimSiam pretraining baseline).
 
-    L = mean_d Lcon(d) + lambda * Lsup
+    L = lambda_con * mean_d Lcon(d) + lambda * Lsup     (lambda_con = 1 but in the study's control)
 
 over the unlabeled domains d (UDA: source and target, which gives the paper's
 ``1/2 (Lcon_src + Lcon_tgt)``; DG: source only). Both terms are trained from the first step.
@@ -25,7 +25,7 @@ from segclr.config import RunConfig
 from segclr.data.pairs import pair_is_augmented
 from segclr.losses import make_supervised_loss, negatives_per_query, nt_xent_logits, simsiam_loss
 from segclr.models import ChannelProjectionHead, PoolProjectionHead, SimSiamPredictor, UNet, count_parameters
-from segclr.objectives.base import Objective, StepOutput, augment_labeled, forward_split
+from segclr.objectives.base import Objective, StepOutput, forward_split
 
 
 class NoNegativesError(RuntimeError):
@@ -89,7 +89,7 @@ class SegCLRObjective(Objective):
 
     def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:
         # ssl_pretrain has no labeled stream: the contrastive term alone trains the encoder
-        x, y = augment_labeled(augment, batch["labeled"]) if "labeled" in batch else (None, None)
+        x, y = self.labeled_batch(augment, batch["labeled"]) if "labeled" in batch else (None, None)
         chunks, sizes = ([x], [len(x)]) if x is not None else ([], [0])
         for d in self.domains:
             v1, v2 = batch[d]["view1"], batch[d]["view2"]
@@ -116,6 +116,6 @@ class SegCLRObjective(Objective):
             logs[f"loss/con_{d}"] = term.detach()
             con_terms.append(term)
         con = torch.stack(con_terms).mean()
-        loss = con + self.cfg.objective.lambda_sup * sup
+        loss = self.cfg.objective.lambda_con * con + self.cfg.objective.lambda_sup * sup
         logs["loss/con"] = con.detach()
         return StepOutput(loss, logs)

@@ -7,7 +7,7 @@ from torch import nn
 from segclr.config import RunConfig
 from segclr.losses import make_supervised_loss
 from segclr.models import UNet
-from segclr.objectives.base import Objective, StepOutput, augment_labeled
+from segclr.objectives.base import Objective, StepOutput
 
 
 class SupervisedObjective(Objective):
@@ -16,6 +16,6 @@ class SupervisedObjective(Objective):
         self.sup_loss = make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes)
 
     def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:
-        x, y = augment_labeled(augment, batch["labeled"])
+        x, y = self.labeled_batch(augment, batch["labeled"])
         loss = self.sup_loss(net(x), y)
         return StepOutput(loss, {"loss/sup": loss.detach()})
