@@ -70,6 +70,9 @@ def format_dataset_summary(summary: dict) -> str:
     for d, s in items:
         fg = s["foreground_mean"]
         rows.append(f"{d:<16}{_fmt(fg['Dice']):>20}{_fmt(fg['pooled_Dice']):>14}{s['n_bscans']:>9}")
+        classes = s.get("mean", {})
+        if len(classes) > 1:  # several foreground classes: one line each under the domain's mean
+            rows += [f"  {v['name']:<14}{_fmt(v['Dice']):>20}{_fmt(v['pooled_Dice']):>14}" for v in classes.values()]
     if summary.get("skipped_unlabeled_volumes"):
         rows.append(f"({summary['skipped_unlabeled_volumes']} unlabeled volume(s) of this role skipped)")
     return "\n".join(rows)
