@@ -1,6 +1,12 @@
-import pytest
+import dataclasses
+import re
+import typing
 
-from segclr.config import ConfigError, dump_config, from_dict, load_config
+import pytest
+import yaml
+
+from segclr import config as config_module
+from segclr.config import ConfigError, RunConfig, dump_config, from_dict, load_config, parse_override, validate
 
 
 def test_defaults_are_the_papers_loss_weights():
@@ -70,3 +76,234 @@ def test_modes_pick_domains():
     assert from_dict({"objective": {"mode": "supervised"}}).unlabeled_domains == []
     ub = from_dict({"objective": {"mode": "upper_bound"}, "data": {"target_domains": ["topcon_like"]}})
     assert ub.labeled_domain == "topcon_like"
+
+
+# --------------------------------------------------------------------------- every rule at its edge
+# Messages are matched from their start (``^config key '...'``): the key a user must fix comes first.
+
+
+def _rejects(values, key, *fragments):
+    with pytest.raises(ConfigError, match="^config key '" + re.escape(key) + "'") as err:
+        from_dict(values)
+    for fragment in fragments:
+        assert fragment in str(err.value), (fragment, str(err.value))
+    return str(err.value)
+
+
+@pytest.mark.parametrize("key", ["data.batch_size", "trainer.max_steps", "model.base_channels", "model.depth",
+                                 "data.input_height"])
+def test_positive_integers_edge(key):
+    section, name = key.split(".")
+    extra = {"objective": {"mode": "supervised"}}  # NT-Xent's own batch rule stays out of the way
+    values = {**extra, section: {name: 1}}
+    if key == "model.depth":
+        values["data"] = {"crop_size": 128}
+    assert getattr(getattr(from_dict(values), section), name) == 1
+    _rejects({**extra, section: {name: 0}}, key, "must be >= 1, got 0")
+
+
+@pytest.mark.parametrize(
+    "key, choices",
+    [("objective.mode", config_module.MODES), ("objective.contrastive_loss", config_module.CONTRASTIVE_LOSSES),
+     ("objective.sup_loss", config_module.SUP_LOSSES), ("model.head", config_module.HEADS),
+     ("model.norm", config_module.NORMS), ("data.pairs", config_module.PAIRS)]
+    + ([("objective.bn_stats", config_module.BN_STATS)] if hasattr(config_module, "BN_STATS") else []),
+)
+def test_every_choice_is_checked_and_listed(key, choices):
+    section, name = key.split(".")
+    msg = _rejects({section: {name: "nonsense"}}, key)
+    assert msg.endswith("'nonsense' is not one of " + ", ".join(choices))
+    for choice in choices:  # and every listed choice is accepted by the choice check itself
+        cfg = RunConfig()
+        setattr(getattr(cfg, section), name, choice)
+        cfg.objective.init_from = "x.safetensors"
+        validate(cfg)
+
+
+def test_crop_size_must_be_divisible_by_two_to_the_depth():
+    assert from_dict({"data": {"crop_size": 48}, "model": {"depth": 4}}).data.crop_size == 48
+    # 40 is a multiple of 2 * depth = 8 but not of 2 ** depth = 16
+    _rejects({"data": {"crop_size": 40}, "model": {"depth": 4}}, "data.crop_size",
+             "40 is not divisible by 2**model.depth = 16")
+
+
+def test_temperature_and_contrastive_weight_edges():
+    assert from_dict({"objective": {"temperature": 1e-6}}).objective.temperature == 1e-6
+    _rejects({"objective": {"temperature": 0}}, "objective.temperature", "must be > 0, got 0")
+    if "lambda_con" in {f.name for f in dataclasses.fields(config_module.ObjectiveConfig)}:
+        assert from_dict({"objective": {"lambda_con": 0}}).objective.lambda_con == 0.0
+        _rejects({"objective": {"lambda_con": -0.5}}, "objective.lambda_con", "must be >= 0, got -0.5")
+
+
+def test_target_patients_edges():
+    assert from_dict({"data": {"target_patients": -1}}).data.target_patients == -1
+    assert from_dict({"data": {"target_patients": 0}}).unlabeled_domains == ["spectralis"]
+    _rejects({"data": {"target_patients": -2}}, "data.target_patients", "got -2")
+    for mode in ("dann", "entropy_min", "adabn"):
+        assert from_dict({"objective": {"mode": mode}, "data": {"target_patients": 1}}).objective.mode == mode
+        _rejects({"objective": {"mode": mode}, "data": {"target_patients": 0}}, "data.target_patients",
+                 f"mode {mode} needs target images")
+
+
+@pytest.mark.parametrize("mode", config_module.MODES)
+def test_which_modes_need_a_target_domain(mode):
+    needs = {"segclr_uda", "upper_bound", "multi_domain", "dann", "entropy_min", "adabn", "svdna",
+             "svdna_segclr_uda"}
+    values = {"objective": {"mode": mode, "init_from": "m.safetensors"}, "data": {"target_domains": []}}
+    if mode in needs:
+        _rejects(values, "data.target_domains", f"mode {mode} needs a target domain")
+    else:
+        assert from_dict(values).data.target_domains == []
+
+
+def test_finetune_needs_a_pretrained_model():
+    _rejects({"objective": {"mode": "finetune"}}, "objective.init_from", "mode finetune needs")
+    assert from_dict({"objective": {"mode": "finetune", "init_from": "m.safetensors"}}).objective.mode == "finetune"
+    assert from_dict({"objective": {"mode": "supervised"}}).objective.init_from == ""
+
+
+def test_ntxent_needs_two_pairs_per_batch_simsiam_one():
+    _rejects({"data": {"batch_size": 1}}, "data.batch_size", "NT-Xent needs at least 2 pairs")
+    assert from_dict({"data": {"batch_size": 2}}).data.batch_size == 2
+    assert from_dict({"data": {"batch_size": 1}, "objective": {"contrastive_loss": "simsiam"}}).data.batch_size == 1
+    assert from_dict({"data": {"batch_size": 1}, "objective": {"mode": "supervised"}}).data.batch_size == 1
+
+
+# --------------------------------------------------------------------------- types
+def test_types_are_checked_and_converted():
+    cfg = from_dict({"objective": {"temperature": 1}, "augment": {"gamma": [1, 2]}, "trainer": {"devices": [0, 1]}})
+    assert type(cfg.objective.temperature) is float and cfg.augment.gamma == (1.0, 2.0)
+    assert type(cfg.augment.gamma) is tuple and all(type(g) is float for g in cfg.augment.gamma)
+    assert cfg.trainer.devices == [0, 1]  # Any: taken as is
+    for values, key, fragment in [
+        ({"objective": {"temperature": True}}, "objective.temperature", "expected a number, got True"),
+        ({"trainer": {"seed": 1.5}}, "trainer.seed", "expected int, got 1.5"),
+        ({"trainer": {"tensorboard": 1}}, "trainer.tensorboard", "expected bool, got 1"),
+        ({"objective": {"mode": 3}}, "objective.mode", "expected str, got 3"),
+        ({"data": {"target_domains": "cirrus_like"}}, "data.target_domains", "expected a list, got 'cirrus_like'"),
+        ({"data": {"target_domains": ["ok", 7]}}, "data.target_domains[1]", "expected str, got 7"),
+        ({"augment": {"gamma": [0.5, 1, 2]}}, "augment.gamma", "expected a list of 2 values, got [0.5, 1, 2]"),
+        ({"augment": {"gamma": [0.5, "x"]}}, "augment.gamma[1]", "expected a number, got 'x'"),
+    ]:
+        _rejects(values, key, fragment)
+
+
+def test_union_annotations_try_each_member():
+    coerce = config_module._coerce
+    assert coerce("k", 3, int | str) == 3 and coerce("k", "a", int | str) == "a"
+    assert coerce("k", 2, typing.Optional[float]) == 2.0
+    assert coerce("k", [1, "b"], list[int | str]) == [1, "b"]
+    with pytest.raises(ConfigError, match=r"^config key 'k': value 1\.5 has the wrong type$"):
+        coerce("k", 1.5, int | str)
+    with pytest.raises(ConfigError, match=r"^config key 'k': unsupported annotation"):
+        coerce("k", {}, dict[str, int])
+
+
+def test_sections_must_be_mappings_and_unknown_keys_are_named():
+    with pytest.raises(ConfigError, match=r"^config section 'trainer' must be a mapping, got 5$"):
+        from_dict({"trainer": 5})
+    with pytest.raises(ConfigError, match=r"^config section '<root>' must be a mapping, got \[1\]$"):
+        config_module._update(RunConfig(), [1])
+    with pytest.raises(ConfigError, match=r"^unknown config key 'trainer\.max_stepz'") as err:
+        from_dict({"trainer": {"max_stepz": 3}})
+    msg = str(err.value)
+    assert "max_steps" in msg and "accelerator" in msg and "'trainer'" in msg
+    with pytest.raises(ConfigError, match=r"^unknown config key 'modle'") as err:
+        from_dict({"modle": {}})
+    assert "'model'" in str(err.value) and "<root>" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        from_dict({"trainer": {"qqqqqqqq": 3}})
+    assert "did you mean" not in str(err.value)
+
+
+def test_did_you_mean_names_the_full_key():
+    with pytest.raises(ConfigError) as err:
+        from_dict({"trainer": {"max_stepz": 3}})
+    if "did you mean" in str(err.value):  # suggestions exist in this version
+        assert "did you mean 'trainer.max_steps'?" in str(err.value)
+        with pytest.raises(ConfigError) as err:
+            from_dict({"modle": {}})
+        assert "did you mean 'model'?" in str(err.value)
+
+
+# --------------------------------------------------------------------------- overrides and files
+def test_parse_override_edges():
+    assert parse_override("trainer.max_steps=7") == (["trainer", "max_steps"], 7)
+    assert parse_override(" data.pairs = s+a") == (["data", "pairs"], "s+a")
+    assert parse_override("objective.init_from=a=b.safetensors") == (["objective", "init_from"], "a=b.safetensors")
+    assert parse_override("data.target_domains=[a, b]") == (["data", "target_domains"], ["a", "b"])
+    with pytest.raises(ConfigError, match="section.key") as err:
+        parse_override("max_steps=7")
+    with pytest.raises(ConfigError, match="section.key"):
+        parse_override("a.b.c=7")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        parse_override("trainer.max_steps=[1")
+    if "did you mean" in str(err.value):  # the hint names the one matching full key, and keeps the value
+        assert "--set trainer.max_steps=7" in str(err.value)
+        with pytest.raises(ConfigError) as err:
+            parse_override("no_such_key=7")
+        assert "did you mean" not in str(err.value)
+    with pytest.raises(ConfigError, match="section.key=value") as err:
+        parse_override("trainer.max_steps")
+    if "e.g." in str(err.value):
+        assert "e.g. --set trainer.max_steps=" in str(err.value)
+        with pytest.raises(ConfigError) as err:
+            parse_override("   ")
+        assert "e.g. --set trainer.max_steps=" in str(err.value)
+
+
+def test_override_errors_blame_the_command_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"trainer\.max_steps") as err:
+        from_dict({}, ["trainer.max_steps=many"])
+    assert "many" in str(err.value)
+    good = tmp_path / "good.yaml"
+    good.write_text("trainer: {max_steps: 5}\n")
+    assert load_config(good, ["trainer.max_steps=9"]).trainer.max_steps == 9
+    assert load_config(good).trainer.max_steps == 5
+    assert load_config(None, ["trainer.max_steps=4"]).trainer.max_steps == 4
+
+
+def test_validation_errors_say_where_the_bad_value_came_from(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: {crop_size: 40}\n")
+    with pytest.raises(ConfigError, match=rf"^{tmp_path}/bad\.yaml: config key 'data\.crop_size'"):
+        load_config(bad)
+    good = tmp_path / "good.yaml"
+    good.write_text("trainer: {max_steps: 5}\n")
+    for path, where in ((good, rf"{tmp_path}/good\.yaml"), (None, "")):
+        with pytest.raises(ConfigError, match=r"config key 'data\.crop_size'") as err:
+            load_config(path, ["data.crop_size=40"])
+        msg = str(err.value)
+        assert "--set" in msg.split("config key")[0], msg  # the command line is blamed
+        if path is not None:
+            assert msg.startswith(str(good)), msg
+
+
+def test_config_files_edges(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_config(empty) == from_dict({}) == load_config(None)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match=rf"^{tmp_path}/list\.yaml: top level must be a mapping"):
+        load_config(listed)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("trainer: [\n")
+    with pytest.raises(ConfigError, match=rf"^{tmp_path}/broken\.yaml: not valid YAML"):
+        load_config(broken)
+    with pytest.raises(ConfigError, match=rf"^{tmp_path}/nope\.yaml: config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_dump_keeps_section_and_field_order():
+    text = dump_config(from_dict({}))
+    loaded = yaml.safe_load(text)
+    assert list(loaded) == [f.name for f in dataclasses.fields(RunConfig)]
+    assert list(loaded["trainer"]) == [f.name for f in dataclasses.fields(config_module.TrainerConfig)]
+    assert loaded["augment"]["gamma"] == [0.6, 1.6]  # tuples as plain lists
+
+
+def test_to_dict_is_plain_and_complete():
+    d = from_dict({}).to_dict()
+    assert d["augment"]["gamma"] == [0.6, 1.6] and type(d["augment"]["gamma"]) is list
+    assert from_dict(d) == from_dict({})
