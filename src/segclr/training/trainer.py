@@ -31,7 +31,7 @@ from segclr import __version__
 from segclr.config import RunConfig, dump_config, load_config
 from segclr.data.datamodule import SegCLRDataModule
 from segclr.data.domains import DomainBank
-from segclr.data.preprocess import pad_to_multiple
+from segclr.data.preprocess import Preprocessing, pad_to_multiple
 from segclr.objectives.adaptation import adapt_batchnorm
 from segclr.evaluation.report import plot_training_curves
 from segclr.inference.export import write_model_card
@@ -119,8 +119,10 @@ def class_names(num_classes: int) -> list[str]:
     return CLASS_NAMES.get(num_classes, ["background", *[f"class{i}" for i in range(1, num_classes)]])
 
 
-def bundle_metadata(cfg: RunConfig, module: SegCLRModule, seconds: float, steps: int) -> dict:
-    dm_prep = {"input_height": cfg.data.input_height, "pad_multiple": 2**cfg.model.depth}
+def bundle_metadata(cfg: RunConfig, module: SegCLRModule, seconds: float, steps: int,
+                    prep: Preprocessing | None = None) -> dict:
+    # the run's preprocessing, with the target spacing the data module derived from the training data
+    dm_prep = (prep or Preprocessing(cfg.data.input_height, 2**cfg.model.depth)).to_dict()
     return {
         "model": {k: getattr(cfg.model, k) for k in ("num_classes", "base_channels", "depth", "norm", "dropout")},
         "preprocess": dm_prep,
@@ -179,7 +181,8 @@ def _training_shift_statistics(module: SegCLRModule, data: SegCLRDataModule) -> 
     """Bottleneck-feature statistics of every training B-scan, for the domain-shift warning."""
     unique = {(v.domain, v.patient): v for v in data._labeled + [v for vs in data._unlabeled.values() for v in vs]}
     vols = list(unique.values())  # a volume in both a labeled and an unlabeled stream counts once
-    emb = bottleneck_embeddings(module.net, _padded_images(vols, data, module.device))
+    # volume by volume: working sizes may differ between volumes (pooled features do not)
+    emb = torch.cat([bottleneck_embeddings(module.net, _padded_images([v], data, module.device)) for v in vols])
     groups = [k for k, v in enumerate(vols) for _ in range(len(v.images))]  # threshold: leave one volume out
     return to_bundle_tensors(fit_shift_statistics(emb, groups=groups))
 
@@ -269,7 +272,7 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
     trainer.save_checkpoint(last, weights_only=False)  # collective under DDP: every rank calls it, rank 0 writes
     if trainer.is_global_zero:
         tensors = {**module.net.state_dict(), **_training_shift_statistics(module, data)}
-        save_bundle(bundle, tensors, bundle_metadata(cfg, module, seconds, trainer.global_step))
+        save_bundle(bundle, tensors, bundle_metadata(cfg, module, seconds, trainer.global_step, data.prep))
         write_model_card(bundle)  # model_card.md/.json next to the bundle
         if history:
             _prepend_history(metrics, history)
