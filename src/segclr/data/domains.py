@@ -164,8 +164,8 @@ def load_dataset(path: str | Path) -> dict[str, list[Volume]]:
     """
     import yaml
 
-    from segclr.inference.volumes import normalize_intensity
     from segclr.io.cases import find_cases
+    from segclr.io.intensity import normalize_intensity
     from segclr.io.volumes import read_volume
 
     path = Path(path)

@@ -33,20 +33,13 @@ from tqdm import tqdm
 from segclr.inference.predict import Predictor
 from segclr.io.atomic import atomic_write_text
 from segclr.io.cases import CaseSet, find_cases
-from segclr.io.images import InputError, to_unit_range
+from segclr.io.images import InputError
+from segclr.io.intensity import normalize_intensity
 from segclr.io.volumes import (VENDOR_SUFFIXES, Volume, companion_files, probe_volume, read_volume, strip_suffix,
                                volume_suffix, write_volume)
 
 NL_PER_MM3 = 1000.0
 CSV_NAME = "fluid_volumes.csv"
-
-
-def normalize_intensity(array: np.ndarray, where: str | Path = "volume") -> np.ndarray:
-    """Volume intensities -> float32 in [0, 1] (see the module docstring for the rule)."""
-    try:
-        return to_unit_range(array, where, per="volume")
-    except InputError:
-        raise InputError(f"{where}: volume contains NaN or infinite voxels") from None
 
 
 def segment_volume(predictor: Predictor, volume: Volume | np.ndarray, batch_size: int = 8) -> np.ndarray:
