@@ -23,8 +23,10 @@ import yaml
 MODES = (
     "supervised", "upper_bound", "segclr_uda", "segclr_dg",          # the method's settings
     "multi_domain", "ssl_pretrain", "finetune", "dann", "entropy_min", "adabn",  # study baselines
+    "svdna", "svdna_segclr_uda",                                     # SVDNA (Koch et al. 2022), alone and + SegCLR
 )
-CONTRASTIVE_MODES = ("segclr_uda", "segclr_dg", "multi_domain", "ssl_pretrain")
+CONTRASTIVE_MODES = ("segclr_uda", "segclr_dg", "multi_domain", "ssl_pretrain", "svdna_segclr_uda")
+SVDNA_MODES = ("svdna", "svdna_segclr_uda")  # the labeled batch is restyled toward target B-scans
 HEADS = ("ch", "pool")
 PAIRS = ("a", "s", "s+a")
 CONTRASTIVE_LOSSES = ("ntxent", "simsiam")
@@ -79,6 +81,20 @@ class AugmentConfig:
     scale: tuple[float, float] = (0.85, 1.15)
     rotate_deg: float = 8.0
     flip_prob: float = 0.5
+
+
+@dataclass
+class SVDNAConfig:
+    """SVDNA restyling of labeled B-scans (modes svdna, svdna_segclr_uda; segclr.data.svdna).
+
+    Our defaults, chosen for 128-pixel crops at half resolution: not the paper's values (unknown to us).
+    """
+
+    prob: float = 0.5                    # chance that a labeled crop is restyled (per crop)
+    # leading singular components kept from the source crop, drawn per crop from [lo, hi] (clipped to
+    # the crop's rank); the target crop's components from k on replace the source's (its noise)
+    k: tuple[int, int] = (16, 48)
+    histogram: bool = True               # then give the restyled crop the target crop's histogram
 
 
 @dataclass
@@ -138,6 +154,7 @@ class TrainerConfig:
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    svdna: SVDNAConfig = field(default_factory=SVDNAConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -173,11 +190,11 @@ class RunConfig:
         """Domains that feed the unlabeled streams (contrastive pairs, or target images for DA)."""
         mode, src = self.objective.mode, self.data.source_domain
         targets = list(self.data.target_domains) if self.data.target_patients != 0 else []
-        if mode in ("segclr_uda", "multi_domain", "ssl_pretrain"):
+        if mode in ("segclr_uda", "multi_domain", "ssl_pretrain", "svdna_segclr_uda"):
             return [src, *targets]
         if mode == "segclr_dg":
             return [src]
-        if mode in ("dann", "entropy_min", "adabn"):
+        if mode in ("dann", "entropy_min", "adabn", "svdna"):  # svdna: the B-scans it restyles toward
             return targets
         return []
 
@@ -277,9 +294,14 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"config key 'objective.lambda_con': must be >= 0, got {cfg.objective.lambda_con}")
     if cfg.objective.temperature <= 0:
         raise ConfigError(f"config key 'objective.temperature': must be > 0, got {cfg.objective.temperature}")
-    needs_target = ("segclr_uda", "upper_bound", "multi_domain", "dann", "entropy_min", "adabn")
-    if cfg.objective.mode in ("dann", "entropy_min", "adabn") and cfg.data.target_patients == 0:
+    needs_target = ("segclr_uda", "upper_bound", "multi_domain", "dann", "entropy_min", "adabn", *SVDNA_MODES)
+    if cfg.objective.mode in ("dann", "entropy_min", "adabn", *SVDNA_MODES) and cfg.data.target_patients == 0:
         raise ConfigError(f"config key 'data.target_patients': mode {cfg.objective.mode} needs target images")
+    k_lo, k_hi = cfg.svdna.k
+    if not 0 <= k_lo <= k_hi:
+        raise ConfigError(f"config key 'svdna.k': needs 0 <= lo <= hi, got {list(cfg.svdna.k)}")
+    if not 0.0 <= cfg.svdna.prob <= 1.0:
+        raise ConfigError(f"config key 'svdna.prob': must lie in [0, 1], got {cfg.svdna.prob}")
     if cfg.objective.mode == "finetune" and not cfg.objective.init_from:
         raise ConfigError("config key 'objective.init_from': mode finetune needs a pretrained model.safetensors")
     if cfg.data.target_patients < -1:

@@ -83,12 +83,12 @@ def build_objective(cfg: RunConfig, net: UNet) -> Objective:
     from segclr.objectives.segclr import SegCLRObjective
     from segclr.objectives.supervised import SupervisedObjective
 
-    if cfg.uses_contrastive:  # segclr_uda, segclr_dg, multi_domain, ssl_pretrain
+    if cfg.uses_contrastive:  # segclr_uda, segclr_dg, multi_domain, ssl_pretrain, svdna_segclr_uda
         return SegCLRObjective(cfg, net)
     if cfg.objective.mode == "dann":
         return DANNObjective(cfg, net)
     if cfg.objective.mode == "entropy_min":
         return EntropyMinObjective(cfg, net)
-    return SupervisedObjective(cfg, net)  # supervised, upper_bound, finetune, adabn
+    return SupervisedObjective(cfg, net)  # supervised, upper_bound, finetune, adabn, svdna
 
 

@@ -1,7 +1,8 @@
 """SegCLR: joint supervised and contrastive training (Gomariz et al., arXiv:2405.05336).
 
-Also serves ``multi_domain`` (labels from several domains, contrastive over all) and
-``ssl_pretrain`` (the contrastive term alone, the SimCLR/SimSiam pretraining baseline).
+Also serves ``multi_domain`` (labels from several domains, contrastive over all),
+``ssl_pretrain`` (the contrastive term alone, the SimCLR/SimSiam pretraining baseline) and
+``svdna_segclr_uda`` (SegCLR UDA whose labeled crops are SVDNA-restyled, see segclr.data.svdna).
 
     L = lambda_con * mean_d Lcon(d) + lambda * Lsup     (lambda_con = 1 but in the study's control)
 
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 
 from segclr.config import RunConfig
 from segclr.data.pairs import pair_is_augmented
+from segclr.data.svdna import build_restyle, restyled_labeled
 from segclr.losses import make_supervised_loss, negatives_per_query, nt_xent_logits, simsiam_loss
 from segclr.models import ChannelProjectionHead, PoolProjectionHead, SimSiamPredictor, UNet, count_parameters
 from segclr.objectives.base import Objective, StepOutput, forward_split
@@ -56,6 +58,7 @@ class SegCLRObjective(Objective):
         self.augment_pairs = pair_is_augmented(cfg.data.pairs)
         # Ps/Ps+a: same-volume slices within the pair distance would be false negatives; Pa masks nothing.
         self.mask_neighbours = cfg.data.pairs in ("s", "s+a")
+        self.svdna = build_restyle(cfg)  # svdna_segclr_uda: labeled crops restyled toward target crops
 
     def describe(self, net: UNet) -> str:
         unet = count_parameters(net)
@@ -89,7 +92,8 @@ class SegCLRObjective(Objective):
 
     def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:
         # ssl_pretrain has no labeled stream: the contrastive term alone trains the encoder
-        x, y = self.labeled_batch(augment, batch["labeled"]) if "labeled" in batch else (None, None)
+        x, y = (self.labeled_batch(augment, restyled_labeled(self.svdna, batch, augment))
+                if "labeled" in batch else (None, None))
         chunks, sizes = ([x], [len(x)]) if x is not None else ([], [0])
         for d in self.domains:
             v1, v2 = batch[d]["view1"], batch[d]["view2"]
