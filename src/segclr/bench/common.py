@@ -1,0 +1,113 @@
+"""Constants of the benchmark and small helpers: clocks, periods, memory, quiet Lightning, the demo config."""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+MODES = ("supervised", "segclr_uda")
+VARIANTS = {  # name -> (bf16 autocast, channels_last)
+    "fp32": (False, False),
+    "bf16": (True, False),
+    "fp32-cl": (False, True),
+    "bf16-cl": (True, True),
+}
+TARGETS = {
+    "overhead_ratio_min": 0.95,
+    "gemm_fraction_min": 0.50,
+    "data_multiple_min": 5.0,
+    "segclr_over_sup_max": 2.5,
+    "volume49_s_max": 2.0,
+    "train_peak_gb_max": 4.0,
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def clock() -> tuple[float, float]:
+    """(wall, process CPU) seconds. On a shared machine the CPU time of a 1-thread run is the steadier one."""
+    return time.perf_counter(), time.process_time()
+
+
+def periods(stamps: list[tuple[float, float]], first: int) -> dict[str, list[float]]:
+    """Wall and CPU durations between consecutive stamps, from stamp ``first`` on."""
+    return {
+        "periods": [stamps[i + 1][0] - stamps[i][0] for i in range(first, len(stamps) - 1)],
+        "cpu_periods": [stamps[i + 1][1] - stamps[i][1] for i in range(first, len(stamps) - 1)],
+    }
+
+
+def median(xs: list[float]) -> float:
+    return float(statistics.median(xs)) if xs else float("nan")
+
+
+def rss_mb() -> dict[str, float]:
+    """This process's resident set size, MB: ``peak_mb`` (ru_maxrss), and on Linux ``rss_mb`` (now) and
+    ``hwm_mb`` (peak since start or since the last :func:`reset_peak`)."""
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if sys.platform == "darwin":
+        peak_kb /= 1024  # bytes there
+    out = {"peak_mb": peak_kb / 1024}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                out["rss_mb"] = int(line.split()[1]) / 1024
+            elif line.startswith("VmHWM:"):
+                out["hwm_mb"] = int(line.split()[1]) / 1024
+    return out
+
+
+def reset_peak() -> bool:
+    """Reset the kernel's peak-RSS mark of this process (Linux >= 4.0); False where unsupported."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def quiet() -> None:
+    import logging
+
+    from segclr.training.trainer import _quiet_lightning
+
+    _quiet_lightning()
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="lightning.*")
+
+
+def demo_config(mode: str, device: str, max_steps: int | None = None):
+    """The demo's RunConfig for ``mode`` (its shapes are the default config's)."""
+    from segclr.experiment.demo import demo_configs
+
+    cfg = demo_configs(seed=0, steps=max_steps)[mode]
+    cfg.trainer.accelerator = device
+    cfg.trainer.progress_bar = False
+    return cfg
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def autocast_ctx(device: torch.device, bf16: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
