@@ -5,7 +5,9 @@
     segclr fit       --out DIR --resume [--set trainer.max_steps=N]    continue a run with its own config
     segclr evaluate  --checkpoint CKPT --images PATH [--masks PATH] [--out summary.json]
     segclr evaluate  --pred PATH --ref PATH [--out summary.json]      score label volumes (Dice, HD95)
-    segclr predict   --checkpoint CKPT --input PATH --output PATH [--overwrite]
+    segclr predict   [--checkpoint CKPT] --input PATH --output PATH [--overwrite] [--report [HTML]]
+    segclr models    [--card NAME]                    the packaged models and their cards
+    segclr bench     [--quick] [--device cuda] [--out DIR]   speed benchmark of this machine
     segclr export    --checkpoint CKPT --format torchscript|onnx [--out PATH]
     segclr simulate  --device NAME --out DIR [--seed N]
 
@@ -34,6 +36,9 @@ EXAMPLES = """examples:
   segclr predict --checkpoint runs/uda/model.safetensors --input my_bscans/ --output my_masks/
   segclr predict --checkpoint runs/uda/model.safetensors --input retouch/ --output pred/      # oct.mhd -> pred/CASE.mhd
   segclr evaluate --pred pred/ --ref retouch/ --out summary.json                             # reference.mhd
+  segclr predict --input retouch/ --output pred/ --report        # packaged model; pred/report.html
+  segclr models
+  segclr bench --quick --out bench-out
   segclr export --checkpoint runs/uda/model.safetensors --format onnx
   segclr simulate --preview docs/devices.png
   segclr experiment configs/experiments/paper_cpu.yaml --out runs/paper_cpu --report-dir docs/results
@@ -127,8 +132,9 @@ def _parser() -> argparse.ArgumentParser:
                                     "case in the input's format and geometry (vendor files: .nii.gz), plus "
                                     "fluid_volumes.csv (nanoliters and affected B-scans per class). Inputs are never "
                                     "modified; existing outputs are refused without --overwrite.")
-    pr.add_argument("--checkpoint", type=Path, required=True,
-                    help="model.safetensors written by fit (or its run folder)")
+    pr.add_argument("--checkpoint", type=Path, default=None,
+                    help="model.safetensors written by fit (or its run folder); default: the packaged default "
+                         "model (see `segclr models`; research use only)")
     pr.add_argument("--input", type=Path, required=True,
                     help="B-scan file or folder (PNG/TIFF/JPEG), volume file, folder or dataset")
     pr.add_argument("--output", type=Path, required=True,
@@ -140,6 +146,22 @@ def _parser() -> argparse.ArgumentParser:
                     help="fluid-volume CSV (default for volumes: OUTPUT/fluid_volumes.csv; B-scan folders: none)")
     pr.add_argument("--domains", type=Path, default=None,
                     help="case -> domain mapping (.json or .csv) for an nnU-Net dataset (default: its domains.json)")
+
+    pr.add_argument("--report", nargs="?", const="", default=None, metavar="HTML",
+                    help="also write a self-contained HTML report (per volume: fluid in nl, affected B-scans, "
+                         "en-face thickness map, the 3 B-scans with most fluid outlined, domain-shift check; "
+                         "the model card's summary and a sortable table of all volumes); default path: "
+                         "OUTPUT/report.html (or <output stem>_report.html next to a single output file)")
+
+    mo = sub.add_parser("models", help="list the models packaged with segclr (and their model cards)",
+                        description="List the models shipped inside the package: status, what each was trained "
+                                    "on, its measured Dice per domain, and the research-use notice. "
+                                    "`segclr predict` uses the default one when --checkpoint is omitted.")
+    mo.add_argument("--card", metavar="NAME", default=None, help="print this packaged model's full model card")
+
+    # listed here for `segclr --help`; main() hands every word after `bench` to segclr.bench's own parser
+    sub.add_parser("bench", help="measure training and inference speed on this machine (segclr bench --help)",
+                   add_help=False)
 
     x = sub.add_parser("export", help="export a model bundle to TorchScript or ONNX",
                        description="Write the bundle's UNet as TorchScript (.pt) or ONNX (.onnx, needs segclr[onnx]), "
@@ -261,9 +283,35 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _predict_report_path(args) -> Path | None:
+    """``--report``'s file, refused up front if it exists (without --overwrite) or is an input."""
+    if args.report is None:
+        return None
+    from segclr.inference.html_report import report_path
+
+    path = report_path(args.output, args.report or None)
+    if path.exists() and not args.overwrite:
+        raise InputError(f"{path}: report exists; pass --overwrite")
+    if path.resolve() == args.input.resolve():
+        raise InputError(f"{path}: would overwrite the input; choose another --report")
+    return path
+
+
+def _report_run(args) -> dict:
+    return {"input": str(args.input), "output": str(args.output), "model": str(args.checkpoint)}
+
+
 def _cmd_predict(args) -> int:
     from segclr.io.cases import is_volume_input
 
+    if args.checkpoint is None:
+        from segclr.inference.packaged import default_model
+
+        packaged = default_model()
+        args.checkpoint = packaged.bundle
+        print(f"no --checkpoint: using the packaged model {packaged.name} ({packaged.status}; research use only, "
+              f"not for diagnosis; `segclr models` shows its card)", file=sys.stderr)
+    report = _predict_report_path(args)
     if is_volume_input(args.input):
         from segclr.inference.volumes import format_fluid_table, predict_volumes
 
@@ -272,6 +320,11 @@ def _cmd_predict(args) -> int:
                               progress=_bars())
         print(format_fluid_table(res.rows, res.classes))
         print(f"wrote {len(res.outputs)} label volumes to {args.output}; fluid volumes in {res.csv}")
+        if report is not None:
+            from segclr.inference.html_report import report_volumes
+
+            report_volumes(report, res.rows, res.classes, args.checkpoint, run=_report_run(args), progress=_bars())
+            print(f"report: {report}")
         return 0
     from segclr.io.bscans import BSCAN_SUFFIXES
 
@@ -281,6 +334,8 @@ def _cmd_predict(args) -> int:
         res = predict_bscan_file(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
                                  csv_path=args.csv)
         print(f"wrote mask {res.outputs[0]}" + (f"; fluid volumes in {res.csv}" if res.csv else ""))
+        if report is not None:
+            _bscan_report(report, args, [args.input], res.outputs, res.rows)
         return 0
     if args.csv is not None:
         from segclr.inference.volumes import predict_bscan_folder
@@ -288,11 +343,60 @@ def _cmd_predict(args) -> int:
         res = predict_bscan_folder(args.checkpoint, args.input, args.output, args.csv, overwrite=args.overwrite,
                                    progress=_bars())
         print(f"wrote {len(res.outputs)} masks to {args.output}; fluid volumes in {res.csv}")
-        return 0
-    from segclr.inference.predict import predict_folder
+        written, rows = res.outputs, res.rows
+    else:
+        from segclr.inference.predict import predict_folder
 
-    written = predict_folder(args.checkpoint, args.input, args.output, overwrite=args.overwrite, progress=_bars())
-    print(f"wrote {len(written)} masks to {args.output}")
+        written = predict_folder(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
+                                 progress=_bars())
+        print(f"wrote {len(written)} masks to {args.output}")
+        rows = []
+    if report is not None:
+        from segclr.io.bscans import list_bscans
+
+        _bscan_report(report, args, list_bscans(args.input), written, rows)
+    return 0
+
+
+def _bscan_report(report: Path, args, images: list[Path], masks: list[Path], rows: list[dict]) -> None:
+    """``--report`` for a B-scan folder or file: one volume; spacing from the input's volume.json."""
+    import numpy as np
+
+    from segclr.inference.html_report import report_bscans
+    from segclr.io.bscans import read_sidecar
+    from segclr.io.volumes import Volume
+
+    folder = args.input if args.input.is_dir() else args.input.parent
+    side = read_sidecar(folder)
+    spacing = Volume(np.zeros((1, 1, 1)), side["spacing_mm"]).spacing_mm if side.get("spacing_mm") else None
+    case = args.input.name if args.input.is_dir() else args.input.stem
+    report_bscans(report, case, images, masks, args.checkpoint, spacing, rows[0] if rows else None,
+                  run=_report_run(args))
+    print(f"report: {report}")
+
+
+def _cmd_models(args) -> int:
+    from segclr.inference.packaged import format_models, list_models
+
+    models = list_models()
+    if args.card:
+        chosen = next((m for m in models if m.name == args.card), None)
+        if chosen is None:
+            raise InputError(f"--card {args.card}: no packaged model of that name "
+                             f"(packaged: {', '.join(m.name for m in models) or 'none'})")
+        card = chosen.folder / "model_card.md"
+        print(card.read_text() if card.is_file() else f"{chosen.name}: {chosen.status}; no model card yet")
+        return 0
+    print(format_models(models))
+    return 0
+
+
+def _cmd_bench(argv: list[str]) -> int:
+    """`segclr bench ...`: the speed benchmark of segclr.bench (GEMM limit, training, data path, inference,
+    memory, threads), with its own options (segclr bench --help)."""
+    from segclr.bench.driver import main as bench_main
+
+    bench_main(argv, prog="segclr bench")
     return 0
 
 
@@ -349,7 +453,8 @@ def _cmd_experiment(args) -> int:
 
 
 COMMANDS = {"demo": _cmd_demo, "fit": _cmd_fit, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
-            "simulate": _cmd_simulate, "export": _cmd_export, "experiment": _cmd_experiment}
+            "simulate": _cmd_simulate, "export": _cmd_export, "experiment": _cmd_experiment,
+            "models": _cmd_models}
 
 
 def _unparsed(parser: argparse.ArgumentParser, args, extra: list[str]) -> None:
@@ -362,6 +467,9 @@ def _unparsed(parser: argparse.ArgumentParser, args, extra: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["bench"]:
+        return _cmd_bench(words[1:])
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if extra:

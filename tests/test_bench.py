@@ -1,0 +1,54 @@
+"""`segclr bench`: the speed benchmark runs from the installed package (segclr.bench); the clone's
+benchmarks/bench_train.py is a thin front end to it. Only the cheap parts run here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from segclr.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_segclr_bench_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: segclr bench") and "--quick" in out and "--device" in out
+
+
+def test_bench_runs_from_the_package_outside_the_clone(tmp_path):
+    """`python -m segclr.bench` from another folder: no file of the clone is needed."""
+    import os
+
+    env = {**os.environ, "COLUMNS": "200"}
+    res = subprocess.run([sys.executable, "-m", "segclr.bench", "--help"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "default: segclr-bench" in res.stdout
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), "--help"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "benchmarks/out" in res.stdout
+
+
+def test_bench_options_and_cheap_parts():
+    from segclr.bench import driver
+    from segclr.bench.gemm import gemm_gflops
+    from segclr.bench.machine import machine_info
+
+    args = driver.parse_args(["--quick", "--no-sweep", "--variants", "fp32"], prog="segclr bench")
+    assert (args.steps, args.rounds, args.variants) == (2, 2, ["fp32"]) and args.prog == "segclr bench"
+    assert "--quick" in args.forward and not any(a.startswith("--out") for a in args.forward)
+    with pytest.raises(SystemExit):
+        driver.parse_args(["--variants", "fp64"])
+    assert set(driver.WORKERS) == {"train", "infer", "memtrain", "threads"}
+    rates = gemm_gflops(torch.device("cpu"), torch.float32, 64, 2)
+    assert len(rates) == 2 and all(r > 0 for r in rates)
+    assert machine_info(args)["device"] == "cpu"
