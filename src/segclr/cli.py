@@ -122,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
                         "or the labels present)")
     e.add_argument("--batch-size", type=_positive_int, default=8,
                    help="B-scans per forward pass for volumes (default: %(default)s)")
+    _add_spacing_argument(e)
     e.add_argument("--out", type=Path, default=None, help="summary.json to write")
 
     pr = sub.add_parser("predict", help="segment B-scans or whole volumes",
@@ -144,9 +145,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="B-scans per forward pass (default: %(default)s)")
     pr.add_argument("--csv", type=Path, default=None,
                     help="fluid-volume CSV (default for volumes: OUTPUT/fluid_volumes.csv; B-scan folders: none)")
+    _add_spacing_argument(pr)
     pr.add_argument("--domains", type=Path, default=None,
                     help="case -> domain mapping (.json or .csv) for an nnU-Net dataset (default: its domains.json)")
-
     pr.add_argument("--report", nargs="?", const="", default=None, metavar="HTML",
                     help="also write a self-contained HTML report (per volume: fluid in nl, affected B-scans, "
                          "en-face thickness map, the 3 B-scans with most fluid outlined, domain-shift check; "
@@ -200,8 +201,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--patients", default=None, metavar="9,10",
                    help="write only these Duke patients (1-5 source train, 6-8 target train, 9-10 test); "
                         "default: all 10, training patients included")
+    s.add_argument("--geometry", choices=["native", "source"], default="native",
+                   help="native: each device's own pixel grid, depth range and field of view, as a real export "
+                        "(spacing in index.csv and volume.json); source: resampled back to the Spectralis grid "
+                        "(default: %(default)s)")
     s.add_argument("--preview", type=Path, metavar="PNG",
-                   help="instead of a dataset, draw one B-scan as every domain side by side into PNG")
+                   help="instead of a dataset, draw one B-scan as every domain side by side into PNG, each on its "
+                        "own grid at true physical aspect (with --geometry native)")
     return p
 
 
@@ -241,6 +247,14 @@ def _parse_labels(text: str | None) -> dict[int, str] | None:
     return labels
 
 
+def _add_spacing_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--spacing", type=float, nargs=2, default=None, metavar=("ROW_UM", "COL_UM"),
+                        help="pixel spacing of the input B-scans in um (per row, per column), e.g. 1.95 11.72 for "
+                             "a Cirrus cube; overrides the volume header or volume.json. The B-scans are resampled "
+                             "to the model's training spacing; with no spacing known the height rule applies "
+                             "(one warning)")
+
+
 def _cmd_evaluate(args) -> int:
     from segclr.experiment.heldout import is_dataset_file, training_split_note
     from segclr.io.cases import is_volume_input
@@ -264,14 +278,16 @@ def _cmd_evaluate(args) -> int:
         from segclr.evaluation.volume_metrics import evaluate_checkpoint_on_volumes, format_volume_summary
 
         summary = evaluate_checkpoint_on_volumes(args.checkpoint, args.images, args.masks, args.out,
-                                                 batch_size=args.batch_size, progress=_bars())
+                                                 batch_size=args.batch_size, progress=_bars(),
+                                                 spacing_um=args.spacing)
         print(format_volume_summary(summary))
     elif args.checkpoint is not None and args.images is not None:
         from segclr.evaluation.evaluate import evaluate_folder, format_summary
 
         if args.masks is None:
             raise InputError(f"{args.images}: a folder of B-scans needs --masks")
-        summary = evaluate_folder(args.checkpoint, args.images, args.masks, args.out, progress=_bars())
+        summary = evaluate_folder(args.checkpoint, args.images, args.masks, args.out, progress=_bars(),
+                                  spacing_um=args.spacing)
         print(format_summary(summary))
         note = training_split_note(args.images)
         if note:
@@ -317,7 +333,7 @@ def _cmd_predict(args) -> int:
 
         res = predict_volumes(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
                               batch_size=args.batch_size, csv_path=args.csv, domain_map=args.domains,
-                              progress=_bars())
+                              progress=_bars(), spacing_um=args.spacing)
         print(format_fluid_table(res.rows, res.classes))
         print(f"wrote {len(res.outputs)} label volumes to {args.output}; fluid volumes in {res.csv}")
         if report is not None:
@@ -332,7 +348,7 @@ def _cmd_predict(args) -> int:
         from segclr.inference.volumes import predict_bscan_file
 
         res = predict_bscan_file(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
-                                 csv_path=args.csv)
+                                 csv_path=args.csv, spacing_um=args.spacing)
         print(f"wrote mask {res.outputs[0]}" + (f"; fluid volumes in {res.csv}" if res.csv else ""))
         if report is not None:
             _bscan_report(report, args, [args.input], res.outputs, res.rows)
@@ -341,14 +357,14 @@ def _cmd_predict(args) -> int:
         from segclr.inference.volumes import predict_bscan_folder
 
         res = predict_bscan_folder(args.checkpoint, args.input, args.output, args.csv, overwrite=args.overwrite,
-                                   progress=_bars())
+                                   progress=_bars(), spacing_um=args.spacing)
         print(f"wrote {len(res.outputs)} masks to {args.output}; fluid volumes in {res.csv}")
         written, rows = res.outputs, res.rows
     else:
         from segclr.inference.predict import predict_folder
 
         written = predict_folder(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
-                                 progress=_bars())
+                                 progress=_bars(), spacing_um=args.spacing)
         print(f"wrote {len(written)} masks to {args.output}")
         rows = []
     if report is not None:
@@ -425,13 +441,13 @@ def _cmd_simulate(args) -> int:
     if args.preview:
         from segclr.evaluation.report import domain_preview
 
-        domain_preview(args.preview, seed=args.seed)
+        domain_preview(args.preview, seed=args.seed, geometry=args.geometry)
         print(f"wrote {args.preview}")
         return 0
     if not args.device or not args.out:
         raise InputError("simulate needs --device and --out (or --preview PNG)")
     n = export_domain(args.device, args.out, seed=args.seed, patients=_parse_patients(args.patients),
-                      progress=_bars())
+                      progress=_bars(), geometry=args.geometry)
     print(f"wrote {n} B-scans to {args.out}")
     return 0
 

@@ -33,6 +33,7 @@ CONTRASTIVE_LOSSES = ("ntxent", "simsiam")
 SUP_LOSSES = ("dice", "dice_ce")
 NORMS = ("batch", "instance", "group")
 BN_STATS = ("joint", "labeled")
+GEOMETRIES = ("source", "native")
 
 
 class ConfigError(ValueError):
@@ -47,9 +48,18 @@ class DataConfig:
     target_domains: list[str] = field(default_factory=lambda: ["cirrus_like"])
     # Domains scored after training (test patients of each).
     eval_domains: list[str] = field(default_factory=lambda: ["spectralis", "cirrus_like", "topcon_like"])
-    # Working resolution: every B-scan is resized so that its height is this many rows
-    # (Duke Spectralis 496 rows -> 248, i.e. half resolution), keeping the aspect ratio.
+    # Working resolution when a B-scan's pixel spacing is unknown: resized so that its height is
+    # this many rows (Duke Spectralis 496 rows -> 248, i.e. half resolution), keeping the aspect ratio.
     input_height: int = 248
+    # Simulated devices on their own pixel grid ("native": spacing, depth range, field of view) or
+    # resampled back to the Spectralis grid ("source": appearance shift only).
+    geometry: str = "native"
+    # Resample every B-scan of known spacing to one target spacing (the nnU-Net way) instead of
+    # to input_height rows; the model stores the target spacing.
+    spacing_aware: bool = True
+    # (row, column) um per pixel at the working resolution; [] = the training data's median
+    # spacing at input_height rows (Duke: 7.74 x 22.6 um).
+    target_spacing_um: list[float] = field(default_factory=list)
     crop_size: int = 128          # square training crops, in working-resolution pixels
     batch_size: int = 8           # labeled slices per step (and pairs per unlabeled domain)
     pairs: str = "a"              # a = Pa, s = Ps, s+a = Ps+a
@@ -276,6 +286,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check_choice("model.norm", cfg.model.norm, NORMS)
     _check_choice("data.pairs", cfg.data.pairs, PAIRS)
     _check_choice("objective.bn_stats", cfg.objective.bn_stats, BN_STATS)
+    _check_choice("data.geometry", cfg.data.geometry, GEOMETRIES)
+    t = cfg.data.target_spacing_um
+    if t and (len(t) != 2 or not all(0 < v <= 1000 for v in t)):
+        raise ConfigError(f"config key 'data.target_spacing_um': [] or two spacings in um (0 < s <= 1000), got {t}")
     multiple = 2 ** cfg.model.depth
     if cfg.data.crop_size % multiple:
         raise ConfigError(

@@ -47,7 +47,7 @@ def test_demo_report_with_a_tiny_model(tmp_path, monkeypatch, bank):
         "model": {"base_channels": 4, "depth": 2, "head_hidden": 16, "embedding_dim": 8},
     }
     monkeypatch.setattr(demo, "DEMO_OVERRIDES", tiny)
-    monkeypatch.setattr(demo, "DomainBank", lambda seed: bank)
+    monkeypatch.setattr(demo, "DomainBank", lambda seed, **kw: bank)
     report = demo.run_demo(tmp_path / "out", progress=False)
     out = tmp_path / "out"
     md = (out / "results.md").read_text()

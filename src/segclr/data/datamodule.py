@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from segclr.config import RunConfig
 from segclr.data.domains import DomainBank, Volume
 from segclr.data.pairs import slice_pair
-from segclr.data.preprocess import Preprocessing, to_working
+from segclr.data.preprocess import Preprocessing, median_working_spacing, to_working
 from segclr.io.images import InputError
 
 
@@ -36,7 +36,7 @@ class WorkingVolume:
 
 
 def to_working_volume(vol: Volume, prep: Preprocessing) -> WorkingVolume:
-    pairs = [to_working(img, msk, prep) for img, msk in zip(vol.images, vol.masks)]
+    pairs = [to_working(img, msk, prep, vol.spacing_um) for img, msk in zip(vol.images, vol.masks)]
     return WorkingVolume(vol.domain, vol.patient, torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]))
 
 
@@ -130,14 +130,44 @@ class SlicePairs(_Stream):
         }
 
 
+def training_preprocessing(cfg: RunConfig, volumes: list[Volume]) -> Preprocessing:
+    """The run's preprocessing: the height rule, plus a target spacing when ``data.spacing_aware``.
+
+    The target spacing is ``data.target_spacing_um`` or the median spacing of the (labeled)
+    training B-scans at ``input_height`` rows. Volumes of unknown spacing use the height rule
+    (one warning line names them); with no known spacing at all the model has no target spacing.
+    """
+    base = Preprocessing(cfg.data.input_height, 2**cfg.model.depth)
+    if not cfg.data.spacing_aware:
+        return base
+    known = [v for v in volumes if v.spacing_um is not None]
+    unknown = [v for v in volumes if v.spacing_um is None]
+    if unknown:
+        names = ", ".join(sorted({v.names[0].split('#')[0] for v in unknown})[:3])
+        print(f"[segclr] warning: {len(unknown)} training volume(s) of unknown pixel spacing ({names}): "
+              f"resized to {cfg.data.input_height} rows", flush=True)
+    if cfg.data.target_spacing_um:
+        target = tuple(cfg.data.target_spacing_um)
+    elif known:
+        target = median_working_spacing([v.spacing_um for v in known for _ in v.images],
+                                        [img.shape[0] for v in known for img in v.images], cfg.data.input_height)
+    else:
+        return base
+    return Preprocessing(cfg.data.input_height, 2**cfg.model.depth, target)
+
+
 class SegCLRDataModule(L.LightningDataModule):
     """Builds the labeled stream and one pair stream per unlabeled domain of a :class:`RunConfig`."""
 
     def __init__(self, cfg: RunConfig, bank: DomainBank | None = None) -> None:
         super().__init__()
         self.cfg = cfg
-        self.bank = bank or DomainBank(cfg.data.simulation_seed, dataset=cfg.data.dataset or None)
-        self.prep = Preprocessing(cfg.data.input_height, 2**cfg.model.depth)
+        self.bank = bank or DomainBank(cfg.data.simulation_seed, dataset=cfg.data.dataset or None,
+                                       geometry=cfg.data.geometry)
+        if not self.bank.external and self.bank.geometry != cfg.data.geometry:
+            raise ValueError(f"the domain bank renders geometry {self.bank.geometry!r} but data.geometry is "
+                             f"{cfg.data.geometry!r}")
+        self.prep = Preprocessing(cfg.data.input_height, 2**cfg.model.depth)  # final once setup() knows the data
         self._labeled: list[WorkingVolume] = []
         self._unlabeled: dict[str, list[WorkingVolume]] = {}
         self._start_step = 0
@@ -154,8 +184,16 @@ class SegCLRDataModule(L.LightningDataModule):
         if self._labeled or self._unlabeled:
             return
         cfg = self.cfg
-        for domain, role in cfg.labeled_sets:
-            vols = self.bank.volumes(domain, role)
+        labeled = [(d, r, self.bank.volumes(d, r)) for d, r in cfg.labeled_sets]
+        pair_vols: dict[str, list[Volume]] = {}
+        for d in cfg.unlabeled_domains:
+            vols = self.bank.volumes(d, "source_train" if d == cfg.data.source_domain else "target_train")
+            if d != cfg.data.source_domain and cfg.data.target_patients >= 0:
+                vols = vols[: cfg.data.target_patients]
+            pair_vols[d] = vols
+        self.prep = training_preprocessing(cfg, [v for _, _, vols in labeled for v in vols]
+                                           or [v for vols in pair_vols.values() for v in vols])
+        for domain, role, vols in labeled:
             unlabeled = [v.names[0].split("#")[0] for v in vols if not v.labeled]
             if unlabeled:
                 raise InputError(f"{unlabeled[0]}: domain {domain} role {role} trains with labels, but this volume has none")
@@ -165,10 +203,7 @@ class SegCLRDataModule(L.LightningDataModule):
                     raise InputError(f"{v.names[0].split('#')[0]}: label {top} but model.num_classes is "
                                      f"{cfg.model.num_classes} (RETOUCH needs 4)")
             self._labeled += [to_working_volume(v, self.prep) for v in vols]
-        for d in cfg.unlabeled_domains:
-            vols = self.bank.volumes(d, "source_train" if d == cfg.data.source_domain else "target_train")
-            if d != cfg.data.source_domain and cfg.data.target_patients >= 0:
-                vols = vols[: cfg.data.target_patients]
+        for d, vols in pair_vols.items():
             self._unlabeled[d] = [to_working_volume(v, self.prep) for v in vols]
         self._check_negatives()
 

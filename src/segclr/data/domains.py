@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segclr.data.preprocess import check_spacing
 from segclr.io.images import InputError, read_image, read_mask
 
 SOURCE_DOMAIN = "spectralis"
@@ -42,6 +43,7 @@ class Volume:
     names: list[str] = field(default_factory=list)
     role: str | None = None             # split role from a dataset file; None = the benchmark's SPLITS
     labeled: bool = True
+    spacing_um: tuple[float, float] | None = None  # (row, column) um per pixel; None = unknown
 
     def __len__(self) -> int:
         return len(self.images)
@@ -64,6 +66,14 @@ def embedded_data_dir() -> Path:
     return Path(str(resources.files("segclr") / "resources" / "duke_dme_fluid"))
 
 
+def source_spacing_um() -> tuple[float, float]:
+    """(row, column) spacing of the Duke Spectralis export, from ``devices.yaml``'s source block."""
+    from segclr.data.devices import load_devices
+
+    src = load_devices()[0]
+    return src.axial_spacing_um, src.lateral_spacing_um
+
+
 def load_spectralis(root: Path | None = None, patients: tuple[int, ...] | None = None) -> list[Volume]:
     """Load the embedded Duke DME volumes (cropped to the annotated columns), in slice order."""
     root = Path(root) if root is not None else embedded_data_dir()
@@ -75,6 +85,7 @@ def load_spectralis(root: Path | None = None, patients: tuple[int, ...] | None =
         for row in csv.DictReader(fh):
             rows.setdefault(int(row["subject"]), []).append((int(row["annotated_slice_order"]), row["file"]))
     c0, c1 = ANNOTATED_COLUMNS
+    spacing = source_spacing_um()
     volumes = []
     for patient in sorted(rows):
         if patients is not None and patient not in patients:
@@ -87,6 +98,7 @@ def load_spectralis(root: Path | None = None, patients: tuple[int, ...] | None =
                 images=[read_image(root / "images" / f)[:, c0:c1] for f in files],
                 masks=[read_mask(root / "masks" / f, num_classes=2)[:, c0:c1] for f in files],
                 names=files,
+                spacing_um=spacing,
             )
         )
     return volumes
@@ -99,8 +111,14 @@ class DomainBank:
     volumes instead of the embedded benchmark.
     """
 
-    def __init__(self, simulation_seed: int = 0, root: Path | None = None, dataset: str | Path | None = None) -> None:
+    def __init__(self, simulation_seed: int = 0, root: Path | None = None, dataset: str | Path | None = None,
+                 geometry: str = "native") -> None:
+        from segclr.data.geometry import GEOMETRIES
+
+        if geometry not in GEOMETRIES:
+            raise InputError(f"data.geometry must be one of {', '.join(GEOMETRIES)}, got {geometry!r}")
         self.simulation_seed = simulation_seed
+        self.geometry = geometry
         self.root = root
         self._cache: dict[str, list[Volume]] = load_dataset(dataset) if dataset else {}
         self.external = bool(dataset)
@@ -112,7 +130,7 @@ class DomainBank:
             source = self._cache.get(SOURCE_DOMAIN) or load_spectralis(self.root)
             self._cache[SOURCE_DOMAIN] = source
             if name != SOURCE_DOMAIN:
-                self._cache[name] = simulate_domain(source, name, self.simulation_seed)
+                self._cache[name] = simulate_domain(source, name, self.simulation_seed, self.geometry)
         return self._cache[name]
 
     def volumes(self, name: str, role: str) -> list[Volume]:
@@ -124,16 +142,26 @@ class DomainBank:
         return [v for v in vols if v.patient in allowed]
 
 
-def simulate_domain(source: list[Volume], device: str, seed: int) -> list[Volume]:
-    """Render every source volume as ``device``; masks carry over unchanged."""
-    from segclr.data.simulate import load_devices, normalize_device_name, render_volume
+def simulate_domain(source: list[Volume], device: str, seed: int, geometry: str = "source") -> list[Volume]:
+    """Render every source volume as ``device``.
+
+    ``geometry="source"``: on the source grid, masks carry over unchanged. ``"native"``: on the
+    device's own grid (spacing, depth range, field of view), masks mapped the same way.
+    """
+    from segclr.data.simulate import device_grid, load_devices, normalize_device_name, render_volume
 
     device = normalize_device_name(device)
     src_params, devices = load_devices()
+    dev = devices[device]
     out = []
     for vol in source:
-        images = render_volume(vol.images, devices[device], seed, f"patient{vol.patient:02d}", src_params)
-        out.append(Volume(device, vol.patient, images, [m.copy() for m in vol.masks], list(vol.names)))
+        images = render_volume(vol.images, dev, seed, f"patient{vol.patient:02d}", src_params, geometry=geometry)
+        if geometry == "native":
+            masks = [device_grid(m.shape, dev, src_params).mask(m) for m in vol.masks]
+            spacing = (dev.axial_spacing_um, dev.lateral_spacing_um)
+        else:
+            masks, spacing = [m.copy() for m in vol.masks], vol.spacing_um
+        out.append(Volume(device, vol.patient, images, masks, list(vol.names), spacing_um=spacing))
     return out
 
 
@@ -200,8 +228,12 @@ def load_dataset(path: str | Path) -> dict[str, list[Volume]]:
                 if label is not None and label.shape != arr.shape:
                     raise InputError(f"{label_path}: label shape {label.shape} differs from image {arr.shape}")
                 masks = list(label) if label is not None else [np.zeros(arr.shape[1:], np.int64)] * len(arr)
+                spacing = None
+                if image.spacing_mm is not None:  # (z, y, x) mm -> (row, column) um of each B-scan
+                    spacing = check_spacing((image.spacing_mm[1] * 1000.0, image.spacing_mm[2] * 1000.0),
+                                            str(image_path))
                 patient += 1
                 out.setdefault(name, []).append(Volume(
                     name, patient, list(arr), masks, [f"{image_path}#{i}" for i in range(len(arr))],
-                    role=entry["role"], labeled=label is not None))
+                    role=entry["role"], labeled=label is not None, spacing_um=spacing))
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -15,14 +16,19 @@ from segclr.data.domains import ANNOTATED_COLUMNS, SOURCE_DOMAIN, SPLITS, load_s
 from segclr.io.atomic import atomic_write_text
 from segclr.io.images import InputError, write_image, write_mask
 
+# Duke DME's 11 annotated B-scans per patient are not neighbours in the scan: a nominal distance
+NOMINAL_SLICE_MM = 0.12
+
 
 def export_domain(device: str, out_dir: str | Path, seed: int = 0, progress: bool = True,
-                  patients: tuple[int, ...] | None = None) -> int:
+                  patients: tuple[int, ...] | None = None, geometry: str = "native") -> int:
     """Render the embedded B-scans as ``device`` into ``out_dir/{images,masks}`` + ``index.csv``.
 
     ``patients`` limits it to those Duke patients (e.g. the test split ``(9, 10)``); each patient's
     rendering is the same as in the full set. B-scans are cropped to the annotated columns (as in
-    training and scoring). Returns the count.
+    training and scoring). ``geometry="native"`` writes each device on its own pixel grid; the
+    spacing goes into ``index.csv`` and into ``images/volume.json`` and ``masks/volume.json``
+    (``{"spacing_mm": [z, y, x]}``, z nominal), so ``segclr predict`` picks it up. Returns the count.
     """
     from segclr.data.simulate import normalize_device_name
 
@@ -37,7 +43,7 @@ def export_domain(device: str, out_dir: str | Path, seed: int = 0, progress: boo
         raise InputError(f"{out}: output folder is not empty; choose a new --out")
     volumes = load_spectralis(patients=tuple(patients) if patients else None)
     if name != SOURCE_DOMAIN:
-        volumes = simulate_domain(volumes, name, seed)
+        volumes = simulate_domain(volumes, name, seed, geometry)
     out.parent.mkdir(parents=True, exist_ok=True)
     final, out = out, Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # renamed when complete
     os.chmod(out, 0o777 & ~_umask())  # mkdtemp makes a 0700 folder; the dataset gets the usual mode
@@ -55,13 +61,20 @@ def _write(volumes, name: str, seed: int, out: Path, progress: bool) -> int:
         for fname, img, msk in zip(vol.names, vol.images, vol.masks):
             write_image(out / "images" / fname, img)
             write_mask(out / "masks" / fname, msk)
+            sp = vol.spacing_um or ("", "")
             rows.append({"file": fname, "subject": vol.patient, "split": role_of(vol.patient), "domain": name,
-                         "height": img.shape[0], "width": img.shape[1], "fluid_pixels": int(msk.sum())})
+                         "height": img.shape[0], "width": img.shape[1], "fluid_pixels": int(msk.sum()),
+                         "spacing_row_um": sp[0], "spacing_col_um": sp[1]})
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(out / "index.csv", buf.getvalue())
+    spacing = volumes[0].spacing_um if volumes else None
+    if spacing is not None:  # one grid per domain; z is the nominal Duke B-scan distance (not contiguous)
+        side = json.dumps({"spacing_mm": [NOMINAL_SLICE_MM, spacing[0] / 1000.0, spacing[1] / 1000.0]})
+        for sub in ("images", "masks"):
+            atomic_write_text(out / sub / "volume.json", side + "\n")
     c0, c1 = ANNOTATED_COLUMNS
     atomic_write_text(out / "README.md", (
         f"# {name}: Duke DME B-scans rendered by segclr's device simulator (seed {seed})\n\n"

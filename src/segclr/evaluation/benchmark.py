@@ -13,6 +13,8 @@ def evaluate_domains(predictor: Predictor, bank: DomainBank, domains: list[str],
     out = {}
     for d in domains:
         vols = bank.volumes(d, role)
-        cases = [(f"{d}/{name}", img, msk) for v in vols for name, img, msk in zip(v.names, v.images, v.masks)]
+        # each domain scored on its own grid (native-grid devices included), at each volume's spacing
+        cases = [(f"{d}/{name}", img, msk, v.spacing_um) for v in vols
+                 for name, img, msk in zip(v.names, v.images, v.masks)]
         out[d] = score_pairs(predictor, cases, progress=progress, desc=f"evaluate {d}", total=len(cases)).summary()
     return out

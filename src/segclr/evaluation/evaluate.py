@@ -7,29 +7,35 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from segclr.evaluation.metrics import DiceAccumulator
-from segclr.inference.predict import Predictor, list_images
+from segclr.inference.predict import Predictor, list_images, sidecar_spacing_um
 from segclr.io.atomic import atomic_write_text
 from segclr.io.images import InputError, read_image, read_mask
 
 
-def score_pairs(predictor: Predictor, cases: Iterable[tuple[str, np.ndarray, np.ndarray]],
-                progress: bool = True, desc: str = "evaluate", total: int | None = None) -> DiceAccumulator:
-    """Predict each (name, image, reference) and accumulate Dice for every foreground class."""
+def score_pairs(predictor: Predictor, cases: Iterable[tuple], progress: bool = True, desc: str = "evaluate",
+                total: int | None = None, spacing_um: tuple[float, float] | None = None) -> DiceAccumulator:
+    """Predict each (name, image, reference[, spacing_um]) and accumulate Dice for every foreground class.
+
+    The reference stays on the image's own grid; the prediction is resampled back to it. A case's
+    spacing (row, column um) defaults to ``spacing_um``.
+    """
     labels = {i: n for i, n in enumerate(predictor.classes) if i > 0}
     acc = DiceAccumulator(labels)
-    for name, image, ref in tqdm(cases, desc=desc, unit="B-scan", disable=not progress, total=total):
+    for case in tqdm(cases, desc=desc, unit="B-scan", disable=not progress, total=total):
+        name, image, ref = case[:3]
+        spacing = case[3] if len(case) > 3 else spacing_um
         if image.shape != ref.shape:
             raise InputError(f"{name}: image shape {image.shape} differs from mask shape {ref.shape}")
-        acc.add(name, predictor(image), ref)
+        acc.add(name, predictor(image, spacing), ref)
     return acc
 
 
 def evaluate_folder(checkpoint: str | Path, images_dir: str | Path, masks_dir: str | Path,
-                    out: str | Path | None = None, progress: bool = True) -> dict:
+                    out: str | Path | None = None, progress: bool = True,
+                    spacing_um: tuple[float, float] | None = None) -> dict:
     """Dice of ``checkpoint`` on every image in ``images_dir`` against the mask of the same name.
 
     The mask of ``b01.jpg`` is ``b01.jpg`` in ``masks_dir`` if there is one, else any B-scan file
@@ -49,7 +55,11 @@ def evaluate_folder(checkpoint: str | Path, images_dir: str | Path, masks_dir: s
     for name, image, mask in cases:
         if image.shape != mask.shape:
             raise InputError(f"{masks[name]}: mask shape {mask.shape} differs from image shape {image.shape}")
-    summary = score_pairs(predictor, cases, progress=progress, total=len(cases)).summary()
+    spacing = sidecar_spacing_um(Path(images_dir), spacing_um)
+    note = predictor.spacing_note(str(images_dir), spacing)
+    if note:
+        print(note, flush=True)
+    summary = score_pairs(predictor, cases, progress=progress, total=len(cases), spacing_um=spacing).summary()
     summary["checkpoint"] = str(checkpoint)
     if out is not None:
         atomic_write_text(out, json.dumps(summary, indent=2, default=_json_nan))

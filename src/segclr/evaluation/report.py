@@ -87,33 +87,63 @@ def plot_overlays(rows: list[dict], out_png: Path, title: str = "") -> None:
     save_figure(fig, Path(out_png))
 
 
-def plot_domain_montage(panels: list[tuple[str, np.ndarray, np.ndarray | None]], out_png: Path) -> None:
-    """Side-by-side B-scans of each domain (the same anatomy), with an optional zoomed inset row."""
+def plot_domain_montage(panels: list[tuple], out_png: Path) -> None:
+    """Side-by-side B-scans of each domain (the same anatomy), with a zoomed row below.
+
+    A panel is ``(name, image, mask[, spacing_um])``. With a (row, column) spacing the B-scan is
+    drawn in millimetres, so devices on different pixel grids appear at true physical aspect,
+    and the zoom shows the same physical window (0.4 mm deep, 1.5 mm wide) on every device.
+    """
     n = len(panels)
-    h, w = panels[0][1].shape
-    fig, axes = plt.subplots(2, n, figsize=(4.2 * n, 4.2 * (h / w) + 2.4), squeeze=False,
-                             gridspec_kw={"height_ratios": [h / w, 0.5]})
-    for c, (name, img, _) in enumerate(panels):
-        axes[0, c].imshow(img, cmap="gray", vmin=0, vmax=1)
-        axes[0, c].set_title(name)
-        y0, x0 = int(h * 0.3), int(w * 0.4)
-        axes[1, c].imshow(img[y0:y0 + h // 5, x0:x0 + w // 4], cmap="gray", vmin=0, vmax=1)
-        axes[1, c].set_title("zoom (speckle, noise)", fontsize=8)
-        for ax in axes[:, c]:
+    extents = []
+    for panel in panels:
+        img = panel[1]
+        sp = panel[3] if len(panel) > 3 and panel[3] is not None else None
+        h, w = img.shape
+        extents.append((w * sp[1] / 1000.0, h * sp[0] / 1000.0) if sp else (float(w), float(h)))
+    width_mm, depth_mm = max(e[0] for e in extents), max(e[1] for e in extents)
+    fig, axes = plt.subplots(2, n, figsize=(4.2 * n, 4.2 * depth_mm / width_mm * 1.6 + 2.6), squeeze=False,
+                             gridspec_kw={"height_ratios": [depth_mm / width_mm * 1.6, 0.6]})
+    for c, panel in enumerate(panels):
+        name, img = panel[0], panel[1]
+        sp = panel[3] if len(panel) > 3 else None
+        h, w = img.shape
+        ax = axes[0, c]
+        if sp:
+            ax.imshow(img, cmap="gray", vmin=0, vmax=1, extent=(0, w * sp[1] / 1000, h * sp[0] / 1000, 0))
+            ax.set_xlim(0, width_mm)
+            ax.set_ylim(depth_mm, 0)
+            ax.set_aspect(1.6)  # depth stretched 1.6x on every panel alike, as OCT viewers do
+            ax.set_title(f"{name}\n{h} x {w} px of {sp[0]:.2f} x {sp[1]:.2f} um (axes in mm)", fontsize=9)
+            ax.tick_params(labelsize=7)
+            y0, x0 = int(round(0.55 / (sp[0] / 1000))), int(round(2.5 / (sp[1] / 1000)))
+            dy, dx = int(round(0.4 / (sp[0] / 1000))), int(round(1.5 / (sp[1] / 1000)))
+        else:
+            ax.imshow(img, cmap="gray", vmin=0, vmax=1)
+            ax.set_title(name)
             ax.axis("off")
+            y0, x0, dy, dx = int(h * 0.3), int(w * 0.4), h // 5, w // 4
+        axes[1, c].imshow(img[y0:y0 + dy, x0:x0 + dx], cmap="gray", vmin=0, vmax=1, aspect="auto")
+        axes[1, c].set_title("zoom 0.4 x 1.5 mm (speckle, noise, pixel grid)" if sp else "zoom", fontsize=8)
+        axes[1, c].axis("off")
     save_figure(fig, Path(out_png))
 
 
-def domain_preview(out_png: Path, seed: int = 0, patient: int = 1, slice_index: int = 5) -> None:
-    """The same real B-scan as every domain (the source and each simulated device)."""
+def domain_preview(out_png: Path, seed: int = 0, patient: int = 1, slice_index: int = 5,
+                   geometry: str = "native") -> None:
+    """The same real B-scan as every domain (the source and each simulated device).
+
+    With ``geometry="native"`` each panel is the device's own grid, drawn at true physical
+    aspect (axes in mm) with its pixel size in the title.
+    """
     from segclr.data.domains import DomainBank, all_domain_names
 
-    bank = DomainBank(seed)
+    bank = DomainBank(seed, geometry=geometry)
     panels = []
     for name in all_domain_names():
         vol = next(v for v in bank.domain(name) if v.patient == patient)
         label = name if name == "spectralis" else f"{name} (simulated)"
-        panels.append((label, vol.images[slice_index], vol.masks[slice_index]))
+        panels.append((label, vol.images[slice_index], vol.masks[slice_index], vol.spacing_um))
     plot_domain_montage(panels, Path(out_png))
 
 

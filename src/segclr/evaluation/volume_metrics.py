@@ -263,8 +263,11 @@ def evaluate_volume_folders(pred_path: str | Path, ref_path: str | Path, out: st
 
 def evaluate_checkpoint_on_volumes(checkpoint: str | Path, images: str | Path, masks: str | Path | None = None,
                                    out: str | Path | None = None, batch_size: int = 8,
-                                   progress: bool = True) -> dict:
+                                   progress: bool = True, spacing_um: tuple[float, float] | None = None) -> dict:
     """Predict every volume of ``images`` in memory and score it against its reference.
+
+    Each volume is segmented at its own B-scan spacing (``spacing_um`` overrides the headers) and
+    scored on its own grid.
 
     References come from ``masks`` when given, else from the dataset itself (RETOUCH
     ``reference.mhd``, nnU-Net ``labelsTr``). Labels are the model's classes.
@@ -299,7 +302,7 @@ def evaluate_checkpoint_on_volumes(checkpoint: str | Path, images: str | Path, m
         probe_volume(ref_path)
     for case, ref_path in tqdm(todo, desc="evaluate", unit="volume", disable=not progress):
         volume = read_volume(case.image)
-        pred = volume.with_array(segment_volume(predictor, volume, batch_size))
+        pred = volume.with_array(segment_volume(predictor, volume, batch_size, spacing_um))
         evaluator.add(case.case_id, pred, read_volume(ref_path, kind="mask"), str(case.image), str(ref_path))
     summary = evaluator.summary()
     summary["checkpoint"] = str(checkpoint)

@@ -91,7 +91,7 @@ def run_demo(out_dir: str | Path, seed: int = 0, steps: int | None = None, targe
     out = Path(out_dir)
     configs = demo_configs(seed, steps, target)
     first = next(iter(configs.values()))
-    bank = DomainBank(first.data.simulation_seed)
+    bank = DomainBank(first.data.simulation_seed, geometry=first.data.geometry)
     domains = first.data.eval_domains
     start = time.perf_counter()
     results: dict[str, dict] = {}
@@ -157,7 +157,7 @@ def _write_overlays(out: Path, bank: DomainBank, domains: list[str], predictors:
     lateral_um = load_devices()[0].lateral_spacing_um  # every domain is on the source grid
     shown = {}
     for d in domains:
-        cases = [Case(f"patient {v.patient} slice {k}", img, msk, {m: p(img) for m, p in predictors.items()})
+        cases = [Case(f"patient {v.patient} slice {k}", img, msk, {m: p(img, v.spacing_um) for m, p in predictors.items()})
                  for v in bank.volumes(d, "test") for k, (img, msk) in enumerate(zip(v.images, v.masks))]
         shown[d] = plot_representative(cases, out / f"overlays_{d}.png", title=f"{d}: test B-scans",
                                        lateral_um=lateral_um)

@@ -41,7 +41,8 @@ def evaluate_dataset(checkpoint: str | Path, dataset: str | Path, role: str = "t
     predictor = Predictor(checkpoint)
     per_domain, everything = {}, []
     for d, vols in labeled.items():
-        cases = [(f"{d}/{name}", img, msk) for v in vols for name, img, msk in zip(v.names, v.images, v.masks)]
+        cases = [(f"{d}/{name}", img, msk, v.spacing_um) for v in vols
+                 for name, img, msk in zip(v.names, v.images, v.masks)]
         if cases:
             per_domain[d] = score_pairs(predictor, cases, progress=progress, desc=f"evaluate {d}",
                                         total=len(cases)).summary()

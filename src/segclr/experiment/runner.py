@@ -322,14 +322,17 @@ def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] 
                   f"hash {cell.hash})")
         return cells
     out.mkdir(parents=True, exist_ok=True)
-    bank = DomainBank(cells[0].config.data.simulation_seed)
+    banks: dict[tuple[int, str], DomainBank] = {}  # one per (simulation seed, geometry), rendered once
     start = time.perf_counter()
     for i, cell in enumerate([] if report_only else cells, 1):
         if is_done(cells_dir, cell):
             print(f"[{i}/{len(cells)}] {cell.key}: done ({cell_file(cells_dir, cell)}), skipped", flush=True)
             continue
         print(f"[{i}/{len(cells)}] {cell.key}: training ({cell.config.objective.mode})", flush=True)
-        result = run_cell(cell, out / "runs" / cell.run_key, bank)
+        key = (cell.config.data.simulation_seed, cell.config.data.geometry)
+        if key not in banks:
+            banks[key] = DomainBank(key[0], geometry=key[1])
+        result = run_cell(cell, out / "runs" / cell.run_key, banks[key])
         path = record_cell(cells_dir, cell, result)
         if git_commit:
             git_commit_cell(path, f"study {spec['name']}: cell {cell.key} ({cell.hash}, "

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from segclr.data.preprocess import Preprocessing, pad_to_multiple, resize_image
+from segclr.data.preprocess import Preprocessing, check_spacing, pad_to_multiple, resize_image
 from segclr.inference.shift import bottleneck_embeddings, shift_scores, split_bundle_tensors
 from segclr.io.bscans import list_bscans
 from segclr.io.bundle import load_bundle
@@ -21,9 +21,10 @@ from segclr.models import UNet
 class Predictor:
     """Loads ``model.safetensors`` and segments B-scans: ``predictor(image) -> mask``.
 
-    Each B-scan is resized to the training height, padded to the UNet's size multiple,
-    segmented, un-padded, and its class probabilities are resized back to the input size
-    before the argmax, so the mask has exactly the input's shape.
+    Each B-scan is resampled to the model's target pixel spacing (when the model has one and the
+    B-scan's spacing is given) or to the training height, padded to the UNet's size multiple,
+    segmented, un-padded, and its class probabilities are resized back to the input size before
+    the argmax, so the mask has exactly the input's shape.
     """
 
     def __init__(self, checkpoint: str | Path, device: str | torch.device = "cpu") -> None:
@@ -49,39 +50,49 @@ class Predictor:
     def shift_threshold(self) -> float | None:
         return None if self.shift_stats is None else float(self.shift_stats["threshold"][0])
 
-    def shift_scores(self, images: np.ndarray) -> np.ndarray | None:
+    def shift_scores(self, images: np.ndarray, spacing_um: tuple[float, float] | None = None) -> np.ndarray | None:
         """(N, H, W) B-scans of one size -> per-B-scan domain-shift score (see :mod:`segclr.inference.shift`).
 
         None for bundles without stored statistics.
         """
         if self.shift_stats is None:
             return None
-        x, _ = self._network_input(images)
+        x, _ = self._network_input(images, spacing_um)
         return shift_scores(bottleneck_embeddings(self.net, x), self.shift_stats).numpy()
 
-    def _network_input(self, images: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+    def spacing_note(self, name: str, spacing_um: tuple[float, float] | None) -> str | None:
+        """The one warning line for an input of unknown spacing fed to a spacing-aware model (else None)."""
+        if spacing_um is not None or not self.prep.spacing_aware:
+            return None
+        return (f"warning: {name}: pixel spacing unknown; resized to {self.prep.input_height} rows instead of "
+                f"to the model's {self.prep.target_spacing_um[0]:g} x {self.prep.target_spacing_um[1]:g} um "
+                f"(give --spacing ROW_UM COL_UM or a volume.json sidecar)")
+
+    def _network_input(self, images: np.ndarray, spacing_um: tuple[float, float] | None = None
+                       ) -> tuple[torch.Tensor, tuple[int, int]]:
         """(N, H, W) float [0, 1] -> resized, padded (N, 1, h', w') tensor and the unpadded working size."""
         images = np.asarray(images)
         if images.ndim != 3:
             raise ValueError(f"expected a batch of B-scans (N, H, W), got shape {images.shape}")
         _, h, w = images.shape
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[:, None].to(self.device)
-        return pad_to_multiple(resize_image(x, self.prep.working_size(h, w)), self.prep.pad_multiple)
+        return pad_to_multiple(resize_image(x, self.prep.working_size(h, w, spacing_um)), self.prep.pad_multiple)
 
-    def probabilities(self, image: np.ndarray) -> torch.Tensor:
+    def probabilities(self, image: np.ndarray, spacing_um: tuple[float, float] | None = None) -> torch.Tensor:
         """(H, W) float [0, 1] -> (C, H, W) softmax probabilities at the input size."""
-        return self.probabilities_batch(np.asarray(image)[None])[0]
+        return self.probabilities_batch(np.asarray(image)[None], spacing_um)[0]
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        return self.predict_batch(np.asarray(image)[None])[0]
+    def __call__(self, image: np.ndarray, spacing_um: tuple[float, float] | None = None) -> np.ndarray:
+        return self.predict_batch(np.asarray(image)[None], spacing_um)[0]
 
     @torch.inference_mode()
-    def probabilities_batch(self, images: np.ndarray) -> torch.Tensor:
-        """(N, H, W) float [0, 1] B-scans of one size -> (N, C, H, W) softmax probabilities.
+    def probabilities_batch(self, images: np.ndarray, spacing_um: tuple[float, float] | None = None) -> torch.Tensor:
+        """(N, H, W) float [0, 1] B-scans of one size and ``spacing_um`` (row, column; None = unknown)
+        -> (N, C, H, W) softmax probabilities on the input grid.
 
         Same preprocessing as :meth:`probabilities`, applied to the whole batch at once.
         """
-        x, (wh, ww) = self._network_input(images)
+        x, (wh, ww) = self._network_input(images, spacing_um)
         h, w = np.asarray(images).shape[-2:]
         logits = self.net(x)[..., :wh, :ww]
         probs = torch.softmax(logits.float(), dim=1)
@@ -89,11 +100,26 @@ class Predictor:
             probs = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
         return probs.cpu()
 
-    def predict_batch(self, images: np.ndarray) -> np.ndarray:
+    def predict_batch(self, images: np.ndarray, spacing_um: tuple[float, float] | None = None) -> np.ndarray:
         """(N, H, W) B-scans of one size -> (N, H, W) uint8 masks, equal to calling the predictor on each."""
         # torch.max(...).indices, not argmax: same labels, but argmax over dim 1 of an (N, C, H, W) map
         # is ~150x slower on the CPU build we measured (benchmarks/bench_train.py, docs/performance.md)
-        return torch.max(self.probabilities_batch(images), dim=1).indices.numpy().astype(np.uint8)
+        return torch.max(self.probabilities_batch(images, spacing_um), dim=1).indices.numpy().astype(np.uint8)
+
+
+def sidecar_spacing_um(folder: Path, override: tuple[float, float] | None = None) -> tuple[float, float] | None:
+    """B-scan (row, column) um of a PNG/TIFF folder: ``override``, else its ``volume.json`` (z, y, x mm), else None."""
+    from segclr.io.bscans import read_sidecar
+
+    if override is not None:
+        return check_spacing(override, f"{folder} (--spacing)")
+    side = read_sidecar(folder) if folder.is_dir() else {}
+    sp = side.get("spacing_mm")
+    if not sp:
+        return None
+    if not isinstance(sp, (list, tuple)) or len(sp) != 3:
+        raise InputError(f"{folder / 'volume.json'}: spacing_mm must be [z, y, x] in mm, got {sp!r}")
+    return check_spacing((float(sp[1]) * 1000.0, float(sp[2]) * 1000.0), str(folder / "volume.json"))
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -102,8 +128,12 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def predict_folder(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Path,
-                   overwrite: bool = False, progress: bool = True) -> list[Path]:
-    """Write one mask PNG per input B-scan (same file name); returns the written paths."""
+                   overwrite: bool = False, progress: bool = True,
+                   spacing_um: tuple[float, float] | None = None) -> list[Path]:
+    """Write one mask PNG per input B-scan (same file name); returns the written paths.
+
+    The B-scans' spacing is ``spacing_um`` (row, column), else the folder's ``volume.json``, else unknown.
+    """
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
     files = list_images(input_dir)
     if output_dir == input_dir or input_dir in output_dir.parents:
@@ -113,7 +143,11 @@ def predict_folder(checkpoint: str | Path, input_dir: str | Path, output_dir: st
     if existing and not overwrite:
         raise InputError(f"{existing[0]}: output exists ({len(existing)} files would be overwritten); pass --overwrite")
     predictor = Predictor(checkpoint)
+    spacing = sidecar_spacing_um(input_dir, spacing_um)
     images = [read_image(f) for f in files]  # validate every input before writing anything
+    note = predictor.spacing_note(str(input_dir), spacing)
+    if note:
+        print(note, flush=True)
     for img, target in tqdm(list(zip(images, targets)), desc="predict", unit="B-scan", disable=not progress):
-        write_mask(target, predictor(img))
+        write_mask(target, predictor(img, spacing))
     return targets

@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from segclr.inference.predict import Predictor
+from segclr.data.preprocess import check_spacing
+from segclr.inference.predict import Predictor, sidecar_spacing_um
 from segclr.io.atomic import atomic_write_text
 from segclr.io.cases import CaseSet, find_cases
 from segclr.io.images import InputError
@@ -42,18 +43,40 @@ NL_PER_MM3 = 1000.0
 CSV_NAME = "fluid_volumes.csv"
 
 
-def segment_volume(predictor: Predictor, volume: Volume | np.ndarray, batch_size: int = 8) -> np.ndarray:
-    """Label every B-scan of a (slices, H, W) volume, ``batch_size`` B-scans at a time -> uint8 mask."""
+def bscan_spacing_um(volume: Volume, override: tuple[float, float] | None = None) -> tuple[float, float] | None:
+    """(row, column) um of a volume's B-scans: ``override`` (``--spacing``), else the header's (y, x), else None.
+
+    A spacing that makes no sense (zero, negative, NaN, over 1 mm) is refused naming the file.
+    """
+    where = str(volume.path or "volume")
+    if override is not None:
+        return check_spacing(override, f"{where} (--spacing)")
+    if volume.spacing_mm is None:
+        return None
+    return check_spacing((volume.spacing_mm[1] * 1000.0, volume.spacing_mm[2] * 1000.0), where)
+
+
+def segment_volume(predictor: Predictor, volume: Volume | np.ndarray, batch_size: int = 8,
+                   spacing_um: tuple[float, float] | None = None) -> np.ndarray:
+    """Label every B-scan of a (slices, H, W) volume, ``batch_size`` B-scans at a time -> uint8 mask.
+
+    The B-scans are resampled to the model's target spacing from ``spacing_um`` or, when that is
+    None, the volume's header; a volume of unknown spacing gets one warning line and the height rule.
+    """
     vol = volume if isinstance(volume, Volume) else Volume(np.asarray(volume))
     where = vol.path or "volume"
     if min(vol.shape[1:]) < 8:
         raise InputError(f"{where}: B-scans of {vol.shape[1]} x {vol.shape[2]} pixels; at least 8 x 8 needed")
+    spacing = bscan_spacing_um(vol, spacing_um)
+    note = predictor.spacing_note(str(where), spacing)
+    if note:
+        tqdm.write(note)
     images = normalize_intensity(vol.array, where)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     out = np.empty(vol.shape, dtype=np.uint8)
     for start in range(0, vol.shape[0], batch_size):
-        out[start:start + batch_size] = predictor.predict_batch(images[start:start + batch_size])
+        out[start:start + batch_size] = predictor.predict_batch(images[start:start + batch_size], spacing)
     return out
 
 
@@ -198,9 +221,9 @@ def _cell(value) -> str:
     return str(value)
 
 
-def shift_columns(predictor: Predictor, images: np.ndarray) -> dict:
+def shift_columns(predictor: Predictor, images: np.ndarray, spacing_um: tuple[float, float] | None = None) -> dict:
     """Domain-shift score of a volume (mean over its B-scans) and whether it is flagged."""
-    scores = predictor.shift_scores(images)
+    scores = predictor.shift_scores(images, spacing_um)
     if scores is None:
         return {"shift_score": None, "shift_threshold": None, "shift_flag": None}
     score = float(np.mean(scores))
@@ -210,7 +233,8 @@ def shift_columns(predictor: Predictor, images: np.ndarray) -> dict:
 
 def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str | Path, overwrite: bool = False,
                     batch_size: int = 8, csv_path: str | Path | None = None, progress: bool = True,
-                    domain_map: str | Path | None = None, predictor: Predictor | None = None) -> VolumePrediction:
+                    domain_map: str | Path | None = None, predictor: Predictor | None = None,
+                    spacing_um: tuple[float, float] | None = None) -> VolumePrediction:
     """Segment every volume of ``input_path`` into ``output``; write the fluid-volume CSV; see the module doc."""
     input_path, output = Path(input_path), Path(output)
     cases = find_cases(input_path, domain_map)
@@ -237,7 +261,8 @@ def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str 
     rows: list[dict] = []
     for case, target in tqdm(list(zip(cases.cases, targets)), desc="predict", unit="volume", disable=not progress):
         volume = read_volume(case.image)
-        mask = segment_volume(predictor, volume, batch_size)
+        spacing = bscan_spacing_um(volume, spacing_um)
+        mask = segment_volume(predictor, volume, batch_size, spacing)
         if volume.format == "bscans" and not volume_suffix(target):
             from segclr.io.bscans import write_bscan_folder
 
@@ -251,7 +276,7 @@ def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str 
                "format": volume.format, "slices": z, "height": h, "width": w,
                "spacing_z_mm": sp[0], "spacing_y_mm": sp[1], "spacing_x_mm": sp[2]}
         row.update(fluid_statistics(mask, volume.spacing_mm, classes, volume.voxel_mm3))
-        row.update(shift_columns(predictor, normalize_intensity(volume.array, case.image)))
+        row.update(shift_columns(predictor, normalize_intensity(volume.array, case.image), spacing))
         if row.get("shift_flag"):
             tqdm.write(f"warning: {case.case_id} looks unlike the training data (shift score "
                        f"{row['shift_score']:.2f} > {row['shift_threshold']:.2f}); check its segmentation")
@@ -261,7 +286,8 @@ def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str 
 
 
 def predict_bscan_folder(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Path,
-                         csv_path: str | Path, overwrite: bool = False, progress: bool = True) -> VolumePrediction:
+                         csv_path: str | Path, overwrite: bool = False, progress: bool = True,
+                         spacing_um: tuple[float, float] | None = None) -> VolumePrediction:
     """:func:`predict_folder` (one mask PNG per B-scan) plus a one-row fluid CSV for the folder as a volume.
 
     The spacing comes from the input folder's ``volume.json`` (see :mod:`segclr.io.bscans`); without
@@ -286,7 +312,8 @@ def predict_bscan_folder(checkpoint: str | Path, input_dir: str | Path, output_d
     predictor = Predictor(checkpoint)
     side = read_sidecar(input_dir) if input_dir.is_dir() else {}
     spacing = Volume(np.zeros((1, 1, 1)), side.get("spacing_mm")).spacing_mm if side.get("spacing_mm") else None
-    written = predict_folder(checkpoint, input_dir, output_dir, overwrite=overwrite, progress=progress)
+    written = predict_folder(checkpoint, input_dir, output_dir, overwrite=overwrite, progress=progress,
+                             spacing_um=spacing_um)
     masks = [read_mask(f, predictor.num_classes) for f in written]
     classes = {i: n for i, n in enumerate(predictor.classes) if i > 0}
     shapes = {m.shape for m in masks}
@@ -301,7 +328,8 @@ def predict_bscan_folder(checkpoint: str | Path, input_dir: str | Path, output_d
 
 
 def predict_bscan_file(checkpoint: str | Path, input_file: str | Path, output: str | Path,
-                       overwrite: bool = False, csv_path: str | Path | None = None) -> VolumePrediction:
+                       overwrite: bool = False, csv_path: str | Path | None = None,
+                       spacing_um: tuple[float, float] | None = None) -> VolumePrediction:
     """Segment one PNG/TIFF/JPEG B-scan: the mask goes to ``output`` when it ends in ``.png``, else to
     ``output/NAME.png``. With ``csv_path``, also a one-row fluid CSV (spacing from the input folder's
     ``volume.json``)."""
@@ -320,7 +348,11 @@ def predict_bscan_file(checkpoint: str | Path, input_file: str | Path, output: s
     check_existing(outputs, overwrite)
     image = read_image(input_file)
     predictor = Predictor(checkpoint)
-    mask = predictor(image)
+    spacing_um = sidecar_spacing_um(input_file.parent, spacing_um)
+    note = predictor.spacing_note(str(input_file), spacing_um)
+    if note:
+        print(note, flush=True)
+    mask = predictor(image, spacing_um)
     write_mask(target, mask)
     classes = {i: n for i, n in enumerate(predictor.classes) if i > 0}
     rows: list[dict] = []
