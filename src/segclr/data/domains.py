@@ -6,7 +6,7 @@ Biomed. Opt. Express 6(4):1172, 2015): 10 patients x 11 annotated B-scans with b
 masks. Simulated devices are rendered from it by :mod:`segclr.data.simulate`, so their labels
 are the real labels. Results on them are "real Spectralis source, simulated target devices".
 
-Splits are by patient, never by B-scan (BENCHMARK.md), and enforced here:
+Splits are by patient, never by B-scan (the README's "The benchmark"), and enforced here:
 source train 1-5, target train 6-8 (unlabeled except for the upper bound), test 9-10.
 """
 
