@@ -91,11 +91,11 @@ def test_bad_shapes_rejected():
 @pytest.mark.parametrize(
     "changes, match",
     [
-        ({"gamma": (0.0, 1.0)}, r"augment\.gamma must be > 0"),
-        ({"scale": (0.0, 1.0)}, r"augment\.scale must be > 0"),
-        ({"speckle_looks": (0.0, 2.0)}, r"augment\.speckle_looks must be > 0"),
-        ({"blur_sigma": (-0.1, 1.0)}, r"augment\.blur_sigma and augment\.noise_std must be >= 0"),
-        ({"noise_std": (-0.1, 0.0)}, r"augment\.blur_sigma and augment\.noise_std must be >= 0"),
+        ({"gamma": (0.0, 1.0)}, r"^augment\.gamma must be > 0"),
+        ({"scale": (0.0, 1.0)}, r"^augment\.scale must be > 0"),
+        ({"speckle_looks": (0.0, 2.0)}, r"^augment\.speckle_looks must be > 0"),
+        ({"blur_sigma": (-0.1, 1.0)}, r"^augment\.blur_sigma and augment\.noise_std must be >= 0"),
+        ({"noise_std": (-0.1, 0.0)}, r"^augment\.blur_sigma and augment\.noise_std must be >= 0"),
     ],
 )
 def test_bad_ranges_rejected(changes, match):
@@ -321,3 +321,96 @@ def test_cuda_with_cpu_and_cuda_generators():
     assert c.is_cuda and c.min() >= 0 and c.max() <= 1
     d, _ = aug(images, masks)
     assert d.is_cuda
+
+
+# --------------------------------------------------------------------------- found by mutation testing
+def test_default_config_and_repr():
+    aug = BatchAugment()
+    assert aug.cfg == AugmentConfig()
+    assert repr(AugmentConfig()) in repr(aug)
+
+
+def test_ranges_touching_the_identity_at_one_end_still_apply():
+    images = torch.full((32, 1, 8, 8), 0.5)
+    images[:, :, :4] = 0.2
+    for changes in ({"gamma": (1.0, 2.0)}, {"gamma": (0.5, 1.0)}, {"contrast": (1.0, 2.0)},
+                    {"contrast": (0.5, 1.0)}, {"brightness": 1.0}):
+        out, _ = only(**changes)(images, generator=gen())
+        assert (out - images).abs().amax(dim=(1, 2, 3)).max() > 0.05, changes
+
+
+def test_output_keeps_the_input_dtype():
+    images, masks = random_batch(b=2)
+    for dtype in (torch.float64, torch.float16):
+        out, _ = BatchAugment(AugmentConfig())(images.to(dtype), masks, generator=gen())
+        assert out.dtype == dtype
+
+
+def test_narrow_blur_is_applied():
+    images = torch.zeros(2, 1, 17, 17)
+    images[:, :, 8, 8] = 1.0
+    out, _ = only(blur_prob=1.0, blur_sigma=(0.8, 0.8))(images, generator=gen())
+    assert (out[:, 0, 8, 8] < 0.5).all()
+    torch.testing.assert_close(out.sum(dim=(1, 2, 3)), torch.ones(2))
+
+
+def test_blur_kernel_is_truncated_at_three_sigma():
+    sigma = 1.5
+    radius = 5  # ceil(3 * sigma)
+    k = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    w = torch.exp(-0.5 * (k / sigma) ** 2)
+    var = float((w * k**2).sum() / w.sum())
+    images = torch.zeros(1, 1, 33, 33)
+    images[:, :, 16, 16] = 1.0
+    out, _ = only(blur_prob=1.0, blur_sigma=(sigma, sigma))(images, generator=gen())
+    coords = torch.arange(33, dtype=torch.float64) - 16
+    assert float((out[0, 0].double() * coords.view(1, -1) ** 2).sum()) == pytest.approx(var, rel=1e-4)
+    assert (out[0, 0, 16, 16 + radius + 1:] == 0).all() and out[0, 0, 16, 16 + radius] > 0
+
+
+def test_blur_keeps_a_constant_image_constant_at_the_borders():
+    flat = torch.full((3, 1, 12, 20), 0.4)
+    out, _ = only(blur_prob=1.0, blur_sigma=(1.5, 1.5))(flat, generator=gen())
+    torch.testing.assert_close(out, flat)
+
+
+def test_blur_treats_channels_separately_with_one_width_per_sample():
+    images = torch.rand(4, 2, 16, 16, generator=gen(9))
+    aug = only(blur_prob=1.0, blur_sigma=(0.3, 1.5))
+    both, _ = aug(images, generator=gen(3))
+    first, _ = aug(images[:, :1], generator=gen(3))
+    second, _ = aug(images[:, 1:], generator=gen(3))
+    torch.testing.assert_close(both, torch.cat([first, second], dim=1))
+
+
+def _bar_angles(out: torch.Tensor) -> torch.Tensor:
+    """Orientation (degrees) of the principal axis of each image's brightness."""
+    h, w = out.shape[-2:]
+    yy, xx = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij")
+    m = out[:, 0]
+    mass = m.sum(dim=(1, 2))
+    cx, cy = (m * xx).sum(dim=(1, 2)) / mass, (m * yy).sum(dim=(1, 2)) / mass
+    dx, dy = xx - cx[:, None, None], yy - cy[:, None, None]
+    sxx, syy, sxy = ((m * dx * dx).sum(dim=(1, 2)), (m * dy * dy).sum(dim=(1, 2)), (m * dx * dy).sum(dim=(1, 2)))
+    return torch.rad2deg(0.5 * torch.atan2(2 * sxy, sxx - syy))
+
+
+def test_rotation_angles_stay_within_the_range_both_ways():
+    images = torch.zeros(64, 1, 64, 64)
+    images[:, :, 30:34, 8:56] = 1.0  # a horizontal bar
+    out, _ = only(rotate_deg=20.0)(images, generator=gen())
+    angles = _bar_angles(out)
+    assert angles.abs().max() <= 20.5
+    assert angles.min() < -12 and angles.max() > 12   # both directions, most of the range
+    assert (angles.abs() < 5).any()
+
+
+def test_gamma_clamps_before_the_contrast_stage():
+    # noise pushes pixels above 1; gamma works on [0, 1], so after contrast 0.5 around a mean
+    # below 1 no pixel can reach 1 again
+    images = torch.full((4, 1, 32, 32), 0.7)
+    aug = only(noise_std=(0.4, 0.4), gamma=(2.0, 2.0), contrast=(0.5, 0.5))
+    out, _ = aug(images, generator=gen())
+    assert out.max() < 0.99
+    y_max = out.amax(dim=(1, 2, 3))
+    assert ((out == y_max[:, None, None, None]).sum(dim=(1, 2, 3)) > 20).all()  # all saturated pixels tie
