@@ -92,7 +92,8 @@ use_git_change_detection = false
     return work, tests
 
 
-def read_verdicts(work: Path, spec: dict) -> dict[str, str]:
+def read_verdicts(work: Path, spec: dict) -> dict[str, tuple[str, str]]:
+    """mutant name -> (verdict, source file), for the mutants this module scores."""
     from mutmut.stats import status_by_exit_code
 
     pats = _patterns(spec)
@@ -105,14 +106,27 @@ def read_verdicts(work: Path, spec: dict) -> dict[str, str]:
         for key, code in codes.items():
             if pats and not any(fnmatch.fnmatch(key, p) for p in pats):
                 continue
-            verdicts[key] = status_by_exit_code[code]
+            verdicts[key] = (status_by_exit_code[code], path)
     return verdicts
 
 
-def show(work: Path, mutant: str, mutmut: str) -> str:
-    out = subprocess.run([mutmut, "show", mutant], cwd=work, capture_output=True, text=True)
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(("+", "-")) and not ln.startswith(("+++", "---"))]
-    return "\n".join(lines)
+def diffs(work: Path, mutants: dict[str, str]) -> dict[str, str]:
+    """The -/+ lines of each mutant (mutmut's own diff, computed in this process)."""
+    from mutmut.configuration import reset_config
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+    from mutmut.utils.file_utils import change_cwd
+
+    out = {}
+    with change_cwd(work):
+        reset_config()
+        for name, path in mutants.items():
+            try:
+                text = get_diff_for_mutant(name, path=path)
+            except Exception as err:  # noqa: BLE001 - a missing diff must not lose the scores
+                text = f"(no diff: {err})"
+            out[name] = "\n".join(ln for ln in text.splitlines()
+                                  if ln.startswith(("+", "-")) and not ln.startswith(("+++", "---")))
+    return out
 
 
 def run_module(name: str, spec: dict, jobs: int, timeout: float | None) -> dict:
@@ -131,19 +145,21 @@ def run_module(name: str, spec: dict, jobs: int, timeout: float | None) -> dict:
     log.close()
     wall, cpu1 = time.perf_counter() - start, os.times()
     cpu = (cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system)
-    verdicts = read_verdicts(work, spec)
+    found = read_verdicts(work, spec)
+    verdicts = {k: v for k, (v, _) in found.items()}
     counts: dict[str, int] = {}
     for v in verdicts.values():
         counts[v] = counts.get(v, 0) + 1
     scored = sum(n for v, n in counts.items() if v not in ("no tests", "not checked", "skipped"))
     killed = counts.get("killed", 0) + counts.get("caught by type check", 0)
     survivors = sorted(k for k, v in verdicts.items() if v not in ("killed", "caught by type check"))
+    diff_of = diffs(work, {k: found[k][1] for k in survivors})
     result = {
         "module": name, "files": spec["mutate"], "tests": tests, "only": spec.get("only", []),
         "command": " ".join(cmd), "mutmut_exit": rc, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
         "counts": counts, "killed": killed, "scored": scored,
         "score": round(100.0 * killed / scored, 1) if scored else None,
-        "not_killed": {k: {"status": verdicts[k], "diff": show(work, k, mutmut)} for k in survivors},
+        "not_killed": {k: {"status": verdicts[k], "diff": diff_of[k]} for k in survivors},
         "source_sha1": {p: _sha1(work / p) for p in spec["mutate"]},
     }
     print(f"[{name}] {killed}/{scored} killed ({result['score']}%), {counts}, {wall:.0f} s wall, "
