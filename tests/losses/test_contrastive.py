@@ -304,6 +304,7 @@ class _FakeDist:
         raise AssertionError(f"gather of an unexpected tensor {tuple(x.shape)}")
 
     def all_reduce(self, tensor, op=ReduceOp.SUM):
+        assert isinstance(tensor, torch.Tensor)
         assert op == self.ReduceOp.SUM  # the other rank contributes nothing to this rank's backward here
 
 
@@ -401,3 +402,29 @@ def test_two_ranks_local_gradient(monkeypatch):
         torch.nn.functional.cross_entropy(logits.masked_fill(mask, float("-inf")), targets).backward()
         torch.testing.assert_close(x1.grad, y1.grad)
         torch.testing.assert_close(x2.grad, y2.grad)
+
+
+def _has_slices():
+    import inspect
+
+    return "slices" in inspect.signature(nt_xent_logits).parameters
+
+
+@pytest.mark.skipif(not _has_slices(), reason="no slice-window masking in this version")
+def test_slice_window_defaults_to_zero_and_bad_slices_are_named():
+    gen = torch.Generator().manual_seed(8)
+    z1, z2 = torch.randn(4, 8, generator=gen), torch.randn(4, 8, generator=gen)
+    g = torch.zeros(4, dtype=torch.long)
+    s1, s2 = torch.tensor([0, 1, 2, 3]), torch.tensor([1, 2, 3, 4])
+    assert nt_xent(z1, z2, groups=g, slices=(s1, s2)).item() == pytest.approx(
+        nt_xent(z1, z2, groups=g, slices=(s1, s2), window=0).item())
+    assert nt_xent(z1, z2, groups=g, slices=(s1, s2)).item() != pytest.approx(
+        nt_xent(z1, z2, groups=g, slices=(s1, s2), window=1).item())
+    with pytest.raises(ValueError, match=r"^slices need groups: positions are compared only within a group$"):
+        nt_xent(z1, z2, slices=(s1, s2))
+    for bad in (s1.float(), s1 > 1):
+        with pytest.raises(ValueError, match=r"^slices must be integer tensors$"):
+            nt_xent(z1, z2, groups=g, slices=(s1, bad))
+    for window in (True, 1.5, -1):
+        with pytest.raises(ValueError, match=r"^window must be an integer >= 0, got "):
+            nt_xent(z1, z2, groups=g, slices=(s1, s2), window=window)
