@@ -121,7 +121,7 @@ def card_summary(checkpoint: str | Path, meta: dict | None = None) -> dict:
     labeled = t.get("labeled_domains") or ([t["labeled_domain"]] if t.get("labeled_domain") else [])
     unlabeled = t.get("unlabeled_domains") or []
     default_words = (f"{t.get('mode') or 'unknown mode'}; labels from {', '.join(labeled) or 'none recorded'}; "
-                     f"unlabeled images from {', '.join(unlabeled) or 'none'}")
+                     + (f"unlabeled images from {', '.join(unlabeled)}" if unlabeled else "no unlabeled images"))
     dice = info.get("dice") or {}
     source = info.get("dice_source") or ""
     metrics = card.get("metrics") or {}
