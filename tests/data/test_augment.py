@@ -414,3 +414,18 @@ def test_gamma_clamps_before_the_contrast_stage():
     assert out.max() < 0.99
     y_max = out.amax(dim=(1, 2, 3))
     assert ((out == y_max[:, None, None, None]).sum(dim=(1, 2, 3)) > 20).all()  # all saturated pixels tie
+
+
+def test_rotation_with_scale_is_a_similarity():
+    # rotation and zoom together keep a disc a disc (no shear from the scale in the rotation
+    # terms) and scale its area by scale**2
+    h, w, r = 64, 160, 16
+    yy, xx = torch.meshgrid(torch.arange(h) - h / 2 + 0.5, torch.arange(w) - w / 2 + 0.5, indexing="ij")
+    disc = ((yy**2 + xx**2) <= r**2).float()
+    out, _ = only(rotate_deg=30.0, scale=(1.3, 1.3))(disc.expand(16, 1, h, w).clone(), generator=gen(2))
+    wgt = out[:, 0]
+    mass = wgt.sum(dim=(1, 2))
+    var_x = (wgt * xx**2).sum(dim=(1, 2)) / mass
+    var_y = (wgt * yy**2).sum(dim=(1, 2)) / mass
+    torch.testing.assert_close(var_x / var_y, torch.ones(16), rtol=0.03, atol=0)
+    torch.testing.assert_close(mass, disc.sum().expand(16) * 1.3**2, rtol=0.03, atol=0)
