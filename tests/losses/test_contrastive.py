@@ -420,6 +420,8 @@ def test_slice_window_defaults_to_zero_and_bad_slices_are_named():
         nt_xent(z1, z2, groups=g, slices=(s1, s2), window=0).item())
     assert nt_xent(z1, z2, groups=g, slices=(s1, s2)).item() != pytest.approx(
         nt_xent(z1, z2, groups=g, slices=(s1, s2), window=1).item())
+    logits, _ = nt_xent_logits(z1, z2, groups=g, slices=(s1, s2))
+    assert torch.equal(torch.isinf(logits), torch.isinf(nt_xent_logits(z1, z2, groups=g, slices=(s1, s2), window=0)[0]))
     with pytest.raises(ValueError, match=r"^slices need groups: positions are compared only within a group$"):
         nt_xent(z1, z2, slices=(s1, s2))
     for bad in (s1.float(), s1 > 1):
