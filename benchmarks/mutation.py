@@ -77,7 +77,7 @@ def prepare(name: str, spec: dict) -> tuple[Path, list[str]]:
     if missing:
         print(f"[{name}] test files not found (skipped): {', '.join(missing)}", flush=True)
     if not tests:
-        raise SystemExit(f"[{name}] no test files")
+        return work, []
     pyproject = (ROOT / "pyproject.toml").read_text()
     pyproject += f"""
 [tool.mutmut]
@@ -131,6 +131,11 @@ def diffs(work: Path, mutants: dict[str, str]) -> dict[str, str]:
 
 def run_module(name: str, spec: dict, jobs: int, timeout: float | None) -> dict:
     work, tests = prepare(name, spec)
+    if not tests:
+        print(f"[{name}] skipped: none of its test files exist", flush=True)
+        return {"module": name, "files": spec["mutate"], "tests": [], "only": spec.get("only", []),
+                "command": "", "mutmut_exit": "skipped (no test files)", "wall_s": 0, "cpu_s": 0, "counts": {},
+                "killed": 0, "scored": 0, "score": None, "not_killed": {}, "source_sha1": {}}
     mutmut = shutil.which("mutmut", path=str(Path(sys.executable).parent)) or "mutmut"
     cmd = [mutmut, "run", "--max-children", str(jobs), *_patterns(spec)]
     env = {**os.environ, **THREAD_ENV, "PYTHONDONTWRITEBYTECODE": "1"}
