@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from segclr.data.datamodule import SegCLRDataModule
+from segclr.data.domains import DomainBank
 from segclr.data.domains import Volume as SliceVolume
 from segclr.evaluation.evaluate import evaluate_folder
 from segclr.evaluation.volume_metrics import VolumeEvaluator
@@ -74,10 +75,12 @@ def test_volume_evaluator_checks_the_reference_too():
 
 
 # ----------------------------------------------------------------------------------- datamodule
-class _Bank:
-    """A DomainBank stand-in: the same two small volumes for every domain and role."""
+class _Bank(DomainBank):
+    """A DomainBank of the user's-dataset kind: the same two small volumes for every domain and role."""
 
     def __init__(self, top_label: int) -> None:
+        super().__init__(simulation_seed=0)
+        self.external = True  # volumes from a dataset file: nothing is simulated
         rng = np.random.default_rng(0)
         self.vols = []
         for p in (1, 2):
@@ -86,6 +89,9 @@ class _Bank:
             masks[2][30, 30] = top_label
             images = [rng.random((64, 64)).astype(np.float32) for _ in range(3)]
             self.vols.append(SliceVolume("spectralis", p, images, masks, names=[f"vol{p}#{k}" for k in range(3)]))
+
+    def domain(self, name: str):
+        return self.vols
 
     def volumes(self, name: str, role: str):
         return self.vols
