@@ -138,19 +138,25 @@ def test_seeds_argument_overrides_the_spec():
 
 
 def test_a_cell_is_finished_only_with_its_own_hash(tmp_path):
+    from segclr.experiment.cells import CELL_FORMAT
+
     cell = expand_cells(load_spec(ROOT / "configs" / "experiments" / "paper_cpu.yaml"), seeds=[0])[0]
-    run_dir = tmp_path / "run"
-    assert not runner._finished(run_dir, cell)                     # nothing there
-    run_dir.mkdir()
-    (run_dir / "eval.json").write_text("{not json")
-    assert not runner._finished(run_dir, cell)                     # a torn file
-    (run_dir / "eval.json").write_text(json.dumps({"config_hash": "0" * 10}))
-    assert not runner._finished(run_dir, cell)                     # another config's result
-    (run_dir / "eval.json").write_text(json.dumps({"method": cell.method}))
-    assert not runner._finished(run_dir, cell)                     # no hash recorded
-    (run_dir / "eval.json").write_text(json.dumps({"config_hash": cell.hash}))
-    assert runner._finished(run_dir, cell)
-    # the same folder no longer counts once the cell's config changes
+    cells = tmp_path / "cells"
+    record = runner.cell_file(cells, cell)
+    assert record.name == f"{cell.method}__{cell.target}__seed{cell.seed}.json"
+    assert not runner.is_done(cells, cell)                          # nothing there
+    cells.mkdir()
+    record.write_text("{not json")
+    assert not runner.is_done(cells, cell)                          # a torn file
+    record.write_text(json.dumps({"format": CELL_FORMAT, "config_hash": "0" * 10}))
+    assert not runner.is_done(cells, cell)                          # another config's result
+    record.write_text(json.dumps({"format": CELL_FORMAT, "method": cell.method}))
+    assert not runner.is_done(cells, cell)                          # no hash recorded
+    record.write_text(json.dumps({"format": CELL_FORMAT + 1, "config_hash": cell.hash}))
+    assert not runner.is_done(cells, cell)                          # a record of another format
+    record.write_text(json.dumps({"format": CELL_FORMAT, "config_hash": cell.hash}))
+    assert runner.is_done(cells, cell)
+    # the same record no longer counts once the cell's config changes
     changed = dataclasses.replace(cell, config=from_dict({"trainer": {"max_steps": 1}}))
     changed.hash = config_hash(changed.config, changed.pretrain)
-    assert not runner._finished(run_dir, changed)
+    assert not runner.is_done(cells, changed)

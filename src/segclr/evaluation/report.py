@@ -43,13 +43,15 @@ def plot_training_curves(metrics_csv: Path, out_png: Path, title: str = "") -> N
     if "loss/sup" in series:
         s, v = zip(*series["loss/sup"])
         axes[0, 0].plot(s, v, label="sup")
-    axes[0, 0].set(xlabel="step", ylabel="supervised loss", title=f"{title} supervised")
+    axes[0, 0].set(xlabel="step", ylabel="supervised loss", title="supervised loss")
     if con:
         for key, values in sorted(con.items()):
             s, v = zip(*values)
             axes[0, 1].plot(s, v, label=key.split("/")[1])
-        axes[0, 1].set(xlabel="step", ylabel="contrastive loss", title=f"{title} contrastive")
+        axes[0, 1].set(xlabel="step", ylabel="contrastive loss", title="contrastive loss")
         axes[0, 1].legend()
+    if title:
+        fig.suptitle(title)
     save_figure(fig, Path(out_png))
 
 

@@ -182,16 +182,6 @@ def expand_cells(spec: dict, seeds: list[int] | None = None) -> list[Cell]:
     return cells
 
 
-def _finished(run_dir: Path, cell: Cell) -> bool:
-    path = run_dir / "eval.json"
-    if not path.is_file():
-        return False
-    try:
-        return json.loads(path.read_text()).get("config_hash") == cell.hash
-    except json.JSONDecodeError:
-        return False
-
-
 class StaleRunError(RuntimeError):
     """A run folder holds a model trained with another configuration."""
 

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from segclr.data.preprocess import check_spacing
 from segclr.inference.predict import Predictor, sidecar_spacing_um
+from segclr.inference.shift import format_comparison
 from segclr.io.atomic import atomic_write_text
 from segclr.io.cases import CaseSet, find_cases
 from segclr.io.images import InputError
@@ -279,7 +280,7 @@ def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str 
         row.update(shift_columns(predictor, normalize_intensity(volume.array, case.image), spacing))
         if row.get("shift_flag"):
             tqdm.write(f"warning: {case.case_id} looks unlike the training data (shift score "
-                       f"{row['shift_score']:.2f} > {row['shift_threshold']:.2f}); check its segmentation")
+                       f"{format_comparison(row['shift_score'], row['shift_threshold'])}); check its segmentation")
         rows.append(row)
         write_csv(csv_path, rows)  # rewritten after each volume, so an interrupted run keeps its rows
     return VolumePrediction(targets, csv_path, rows, list(classes.values()))

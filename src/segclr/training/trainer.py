@@ -281,8 +281,8 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
         if history:
             _prepend_history(metrics, history)
         if metrics.is_file():
-            # the figure titles each panel "<title> supervised" / "<title> contrastive"
-            plot_training_curves(metrics, out / "training_curves.png", title=f"{cfg.objective.mode} run, loss term:")
+            plot_training_curves(metrics, out / "training_curves.png",
+                                 title=f"{cfg.objective.mode} run ({out.name}), seed {cfg.trainer.seed}")
     return FitResult(out, bundle, seconds, trainer.global_step)
 
 
