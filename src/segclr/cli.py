@@ -188,6 +188,8 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--cells", type=Path, default=None, metavar="DIR",
                    help="where each finished cell's small JSON record goes; a cell whose record holds its config "
                         "hash is skipped (default: the file's 'cells' key, else REPORT_DIR/cells)")
+    x.add_argument("--methods", nargs="+", default=None, metavar="PATTERN",
+                   help="train only these rows (shell patterns, e.g. 'supervised*'); the report covers every done cell")
     x.add_argument("--git-commit", action="store_true",
                    help="commit each cell's record as soon as it finishes (only that file), so the next "
                         "session or machine continues where this one stopped")
@@ -456,7 +458,8 @@ def _cmd_experiment(args) -> int:
     from segclr.experiment.runner import run_experiment
 
     cells = run_experiment(args.spec, args.out, seeds=args.seeds, report_dir=args.report_dir, dry_run=args.dry_run,
-                           report_only=args.report_only, cells_dir=args.cells, git_commit=args.git_commit)
+                           report_only=args.report_only, cells_dir=args.cells, git_commit=args.git_commit,
+                           methods=args.methods)
     if args.dry_run:
         from segclr.experiment.estimate import format_estimate
         from segclr.experiment.runner import default_cells_dir, is_done, load_spec

@@ -271,3 +271,14 @@ def test_git_commit_commits_only_the_cell_file(tmp_path):
     files = subprocess.run(["git", "-C", str(repo), "show", "--name-only", "--format=", "HEAD"], check=True,
                            capture_output=True, text=True).stdout.split()
     assert files == ["cells/m__t__seed0.json"]
+
+
+def test_methods_patterns_pick_rows_and_refuse_a_miss(tmp_path):
+    from segclr.config import ConfigError
+    from segclr.experiment.runner import select_methods
+
+    cells = expand_cells(load_spec(_spec(tmp_path, {"sup": {}, "sup_aug": {}, "uda": {"objective": {"mode": "segclr_uda"}}})))
+    assert [c.method for c in select_methods(cells, ["sup*"])] == ["sup", "sup_aug"]
+    assert select_methods(cells, None) == cells
+    with pytest.raises(ConfigError, match="matches none"):
+        select_methods(cells, ["dann"])

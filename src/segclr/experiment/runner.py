@@ -29,6 +29,7 @@ re-run skips finished cells and resumes an unfinished training from its last che
 from __future__ import annotations
 
 import csv
+import fnmatch
 import hashlib
 import io
 import itertools
@@ -289,36 +290,48 @@ def aggregate(out: Path, cells: list[Cell], cells_dir: Path) -> tuple[Path, Path
     return out / "results.csv", out / "per_case.csv"
 
 
+def select_methods(cells: list[Cell], patterns: list[str] | None) -> list[Cell]:
+    """The cells whose method matches one of the shell-style ``patterns`` (all cells for None)."""
+    if not patterns:
+        return cells
+    chosen = [c for c in cells if any(fnmatch.fnmatchcase(c.method, p) for p in patterns)]
+    if not chosen:
+        raise ConfigError(f"--methods {' '.join(patterns)}: matches none of {sorted({c.method for c in cells})}")
+    return chosen
+
+
 def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] | None = None,
                    report_dir: str | Path | None = None, dry_run: bool = False,
                    report_only: bool = False, cells_dir: str | Path | None = None,
-                   git_commit: bool = False) -> list[Cell]:
+                   git_commit: bool = False, methods: list[str] | None = None) -> list[Cell]:
     """Train and score every cell not yet done, recording each in ``cells_dir``; then write the report.
 
     With ``git_commit`` each finished cell's file is committed at once (only that file), so an
-    interrupted study continues from any clone.
+    interrupted study continues from any clone. ``methods`` (shell patterns) trains only those rows;
+    the report still covers every done cell.
     """
     from segclr.experiment.report import write_report
 
     spec = load_spec(spec_path)
     cells = expand_cells(spec, seeds)
+    todo = select_methods(cells, methods)
     out = Path(out_dir)
     report = Path(report_dir) if report_dir else out
     cells_dir = Path(cells_dir) if cells_dir else default_cells_dir(spec, out, report)
     if dry_run:
-        for cell in cells:
+        for cell in todo:
             state = "done" if is_done(cells_dir, cell) else "todo"
             print(f"{state:5} {cell.key}  ({cell.config.objective.mode}, {cell.config.trainer.max_steps} steps, "
                   f"hash {cell.hash})")
-        return cells
+        return todo
     out.mkdir(parents=True, exist_ok=True)
     banks: dict[tuple[int, str], DomainBank] = {}  # one per (simulation seed, geometry), rendered once
     start = time.perf_counter()
-    for i, cell in enumerate([] if report_only else cells, 1):
+    for i, cell in enumerate([] if report_only else todo, 1):
         if is_done(cells_dir, cell):
-            print(f"[{i}/{len(cells)}] {cell.key}: done ({cell_file(cells_dir, cell)}), skipped", flush=True)
+            print(f"[{i}/{len(todo)}] {cell.key}: done ({cell_file(cells_dir, cell)}), skipped", flush=True)
             continue
-        print(f"[{i}/{len(cells)}] {cell.key}: training ({cell.config.objective.mode})", flush=True)
+        print(f"[{i}/{len(todo)}] {cell.key}: training ({cell.config.objective.mode})", flush=True)
         key = (cell.config.data.simulation_seed, cell.config.data.geometry)
         if key not in banks:
             banks[key] = DomainBank(key[0], geometry=key[1])
