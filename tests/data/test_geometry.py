@@ -123,3 +123,32 @@ def test_training_from_a_dataset_resamples_each_volume_from_its_own_spacing(tmp_
     off.setup("fit")
     assert off.prep.target_spacing_um is None
     assert off._unlabeled["dev_b"][0].images.shape[-2:] == (32, 24)  # squeezed 2x: the shift this fixes
+
+
+def test_every_mode_shares_the_source_working_grid(bank, make_config):
+    """The upper bound trains on native Cirrus labels but at the source's target spacing (not 2x squeezed)."""
+    from segclr.data.datamodule import SegCLRDataModule
+
+    sup = SegCLRDataModule(make_config(objective={"mode": "supervised"}), bank)
+    ub = SegCLRDataModule(make_config(objective={"mode": "upper_bound"}), bank)
+    sup.setup("fit")
+    ub.setup("fit")
+    assert ub.prep.target_spacing_um == sup.prep.target_spacing_um
+    assert ub.prep.target_spacing_um == pytest.approx((3.87 * 496 / 64, 11.3 * 496 / 64))  # tiny: 64 rows
+    h, w = ub._labeled[0].images.shape[-2:]
+    t_row, t_col = ub.prep.target_spacing_um
+    assert (h, w) == (round(1024 * 1.953 / t_row), round(512 * 11.72 / t_col))  # 2 mm x 6 mm at the source grid
+
+
+def test_grids_narrower_than_the_crop_are_padded_not_refused(make_config, bank):
+    """Height rule on native Cirrus (1024 x 512 -> 64 x 32 here) is narrower than the crop: padded with label 0."""
+    from segclr.data.datamodule import SegCLRDataModule
+
+    cfg = make_config(objective={"mode": "segclr_uda"}, data={"spacing_aware": False, "crop_size": 48})
+    dm = SegCLRDataModule(cfg, bank)
+    dm.setup("fit")
+    tgt = dm._unlabeled["cirrus_like"][0]
+    assert tuple(tgt.images.shape[-2:]) == (64, 48)  # 32 columns padded to the crop's 48
+    assert float(tgt.images[..., 32:].abs().sum()) == 0.0
+    batch = next(iter(dm.train_dataloader().iterables["cirrus_like"]))
+    assert batch["view1"].shape[-2:] == (48, 48)

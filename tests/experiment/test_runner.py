@@ -282,3 +282,24 @@ def test_methods_patterns_pick_rows_and_refuse_a_miss(tmp_path):
     assert select_methods(cells, None) == cells
     with pytest.raises(ConfigError, match="matches none"):
         select_methods(cells, ["dann"])
+
+
+def test_a_cell_killed_between_bundle_and_record_is_recovered(tmp_path):
+    import torch
+
+    from segclr.config import from_dict
+    from segclr.experiment.runner import StaleRunError, _train
+    from segclr.io.bundle import save_bundle
+
+    cfg = from_dict(TINY_BASE)
+    out = tmp_path / "train"
+    base = {"model": {}, "preprocess": {}, "classes": ["background", "fluid"]}
+    save_bundle(out / "model.safetensors", {"w": torch.zeros(1)},
+                {**base, "training": {"config": cfg.to_dict(), "seconds": 12.5, "steps": 2}})
+    assert _train(cfg, out, bank=None, run_hash="h1") == 12.5  # no retraining: the bundle is this config's
+    assert json.loads((out / "train.json").read_text()) == {"seconds": 12.5, "steps": 2, "config_hash": "h1"}
+    other = tmp_path / "other"
+    save_bundle(other / "model.safetensors", {"w": torch.zeros(1)},
+                {**base, "training": {"config": {**cfg.to_dict(), "trainer": {}}, "seconds": 1.0, "steps": 2}})
+    with pytest.raises(StaleRunError, match="another config"):
+        _train(cfg, other, bank=None, run_hash="h1")

@@ -108,3 +108,15 @@ def test_spacing_option_overrides_and_is_checked(aware_bundle, tmp_path, capsys)
     assert main(["predict", "--checkpoint", str(aware_bundle), "--input", str(folder), "--output",
                  str(tmp_path / "bad"), "--spacing", "0", "10"]) == 2
     assert "--spacing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", [[0.1, None, "x"], "0.1 0.008 0.01", [0.1, 0.008], [0.1, True, 0.01]])
+def test_a_bad_volume_json_spacing_is_a_clear_error(aware_bundle, tmp_path, value, capsys):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    Image.fromarray((_bscan() * 255).astype(np.uint8)).save(folder / "b0.png")
+    (folder / "volume.json").write_text(json.dumps({"spacing_mm": value}))
+    assert main(["predict", "--checkpoint", str(aware_bundle), "--input", str(folder),
+                 "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "volume.json" in err and "spacing" in err

@@ -40,6 +40,21 @@ def to_working_volume(vol: Volume, prep: Preprocessing) -> WorkingVolume:
     return WorkingVolume(vol.domain, vol.patient, torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]))
 
 
+def pad_to_crop(vol: WorkingVolume, crop: int) -> WorkingVolume:
+    """Zero-pad (bottom/right, label 0) a working volume narrower or shorter than the training crop.
+
+    Happens only for grids the target spacing does not cover, e.g. a 1024 x 512 Cirrus B-scan
+    resized by the height rule (spacing unknown or ``data.spacing_aware: false``) to 248 x 124.
+    """
+    h, w = vol.images.shape[-2:]
+    ph, pw = max(0, crop - h), max(0, crop - w)
+    if not (ph or pw):
+        return vol
+    images = torch.nn.functional.pad(vol.images, (0, pw, 0, ph))
+    masks = torch.nn.functional.pad(vol.masks, (0, pw, 0, ph))
+    return WorkingVolume(vol.domain, vol.patient, images, masks)
+
+
 def _crop_origin(h: int, w: int, crop: int, rng: np.random.Generator, centre: tuple[int, int] | None = None) -> tuple[int, int]:
     if h < crop or w < crop:
         raise ValueError(f"crop size {crop} is larger than the working image {h}x{w}; lower data.crop_size")
@@ -164,9 +179,14 @@ class SegCLRDataModule(L.LightningDataModule):
         self.cfg = cfg
         self.bank = bank or DomainBank(cfg.data.simulation_seed, dataset=cfg.data.dataset or None,
                                        geometry=cfg.data.geometry)
-        if not self.bank.external and self.bank.geometry != cfg.data.geometry:
-            raise ValueError(f"the domain bank renders geometry {self.bank.geometry!r} but data.geometry is "
-                             f"{cfg.data.geometry!r}")
+        if self.bank.external != bool(cfg.data.dataset):
+            raise ValueError(f"the domain bank {'is' if self.bank.external else 'is not'} a dataset file's, "
+                             f"but data.dataset is {cfg.data.dataset!r}")
+        if not self.bank.external and (self.bank.geometry, self.bank.simulation_seed) != (
+                cfg.data.geometry, cfg.data.simulation_seed):
+            raise ValueError(f"the domain bank renders geometry {self.bank.geometry!r} with simulation seed "
+                             f"{self.bank.simulation_seed}, but the config asks for {cfg.data.geometry!r} and "
+                             f"{cfg.data.simulation_seed}")
         self.prep = Preprocessing(cfg.data.input_height, 2**cfg.model.depth)  # final once setup() knows the data
         self._labeled: list[WorkingVolume] = []
         self._unlabeled: dict[str, list[WorkingVolume]] = {}
@@ -180,9 +200,31 @@ class SegCLRDataModule(L.LightningDataModule):
     def load_state_dict(self, state: dict) -> None:
         self._start_step = int(state.get("step", 0))
 
+    def _spacing_reference(self, labeled: list, pair_vols: dict[str, list[Volume]]) -> list[Volume]:
+        """The volumes whose spacing sets the default target: the source domain's training volumes.
+
+        Every mode of one benchmark then shares one working grid (the upper bound, trained on the
+        target device, included: derived from Cirrus' fine rows alone the target would squeeze its
+        columns 2x); without source volumes, the labeled ones, else the unlabeled ones.
+        """
+        cfg = self.cfg
+        try:
+            source = self.bank.volumes(cfg.data.source_domain, "source_train")
+        except (InputError, KeyError):
+            source = []
+        return (source or [v for _, _, vols in labeled for v in vols]
+                or [v for vols in pair_vols.values() for v in vols])
+
     def setup(self, stage: str | None = None) -> None:
         if self._labeled or self._unlabeled:
             return
+        try:
+            self._setup()
+        except BaseException:
+            self._labeled, self._unlabeled = [], {}  # never half set up: a retry starts clean
+            raise
+
+    def _setup(self) -> None:
         cfg = self.cfg
         labeled = [(d, r, self.bank.volumes(d, r)) for d, r in cfg.labeled_sets]
         pair_vols: dict[str, list[Volume]] = {}
@@ -191,8 +233,7 @@ class SegCLRDataModule(L.LightningDataModule):
             if d != cfg.data.source_domain and cfg.data.target_patients >= 0:
                 vols = vols[: cfg.data.target_patients]
             pair_vols[d] = vols
-        self.prep = training_preprocessing(cfg, [v for _, _, vols in labeled for v in vols]
-                                           or [v for vols in pair_vols.values() for v in vols])
+        self.prep = training_preprocessing(cfg, self._spacing_reference(labeled, pair_vols))
         for domain, role, vols in labeled:
             unlabeled = [v.names[0].split("#")[0] for v in vols if not v.labeled]
             if unlabeled:
@@ -202,9 +243,9 @@ class SegCLRDataModule(L.LightningDataModule):
                 if top >= cfg.model.num_classes:
                     raise InputError(f"{v.names[0].split('#')[0]}: label {top} but model.num_classes is "
                                      f"{cfg.model.num_classes} (RETOUCH needs 4)")
-            self._labeled += [to_working_volume(v, self.prep) for v in vols]
+            self._labeled += [pad_to_crop(to_working_volume(v, self.prep), cfg.data.crop_size) for v in vols]
         for d, vols in pair_vols.items():
-            self._unlabeled[d] = [to_working_volume(v, self.prep) for v in vols]
+            self._unlabeled[d] = [pad_to_crop(to_working_volume(v, self.prep), cfg.data.crop_size) for v in vols]
         self._check_negatives()
 
     def _check_negatives(self) -> None:

@@ -136,8 +136,8 @@ def run_demo(out_dir: str | Path, seed: int = 0, steps: int | None = None, targe
         f"Seed {seed}, {first.trainer.max_steps} steps per method. Wall time {wall / 60:.1f} min for training, "
         f"scoring and figures (the command's start-up and the install not included), "
         f"machine: {report['machine']}.\nOne seed: differences of a few points are within seed-to-seed noise.\n"
-        f"Overlays (`overlays_<domain>.png`): " + "; ".join(overlays.get(domains[0], [])) + " (best/median/worst by "
-        f"the methods' mean Dice over the B-scans with fluid, plus the first B-scan with an empty reference).\n"
+        "Overlays (`overlays_<domain>.png`): " + "; ".join(overlays.get(domains[0], [])) + " (best/median/worst by "
+        "the methods' mean Dice over the B-scans with fluid, plus the first B-scan with an empty reference).\n"
     )
     atomic_write_text(out / "results.md", md)
     print("\n" + md, flush=True)
@@ -154,9 +154,11 @@ def _card_metrics(domains: dict) -> dict:
 def _write_overlays(out: Path, bank: DomainBank, domains: list[str], predictors: dict[str, Predictor]) -> dict[str, list[str]]:
     from segclr.data.simulate import load_devices
 
-    lateral_um = load_devices()[0].lateral_spacing_um  # every domain is on the source grid
     shown = {}
     for d in domains:
+        vols = bank.volumes(d, "test")
+        # the scale bar follows each domain's own grid (native-grid devices differ from the source)
+        lateral_um = (vols[0].spacing_um or (0.0, load_devices()[0].lateral_spacing_um))[1]
         cases = [Case(f"patient {v.patient} slice {k}", img, msk, {m: p(img, v.spacing_um) for m, p in predictors.items()})
                  for v in bank.volumes(d, "test") for k, (img, msk) in enumerate(zip(v.images, v.masks))]
         shown[d] = plot_representative(cases, out / f"overlays_{d}.png", title=f"{d}: test B-scans",

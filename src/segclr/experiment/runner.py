@@ -201,18 +201,38 @@ def _train(cfg: RunConfig, out: Path, bank: DomainBank, run_hash: str) -> float:
                                 f"move it away")
         return float(done["seconds"])
     if (out / "model.safetensors").is_file():
-        raise StaleRunError(f"{out}: holds a model with no train.json to say which config made it; move it away")
+        # killed after the bundle but before train.json: the bundle's own config says whose it is
+        from segclr.io.bundle import load_bundle
+
+        _, meta = load_bundle(out / "model.safetensors")
+        training = meta.get("training", {})
+        if training.get("config") != cfg.to_dict():
+            raise StaleRunError(f"{out}: holds a model of another config (and no train.json); move it away")
+        atomic_write_text(record, json.dumps({"seconds": training.get("seconds", 0.0),
+                                              "steps": training.get("steps"), "config_hash": run_hash}))
+        return float(training.get("seconds", 0.0))
     resume = (out / "checkpoints" / "last.ckpt").is_file()
     res = fit(cfg, out, resume=resume, bank=bank)
     atomic_write_text(record, json.dumps({"seconds": res.seconds, "steps": res.steps, "config_hash": run_hash}))
     return res.seconds
 
 
+def _bank_for(banks: dict, cfg: RunConfig) -> DomainBank:
+    """The (cached) domain bank a config trains and is scored on."""
+    key = (cfg.data.dataset, cfg.data.simulation_seed, cfg.data.geometry)
+    if key not in banks:
+        banks[key] = DomainBank(key[1], dataset=key[0] or None, geometry=key[2])
+    return banks[key]
+
+
 def run_cell(cell: Cell, run_dir: Path, bank: DomainBank, progress: bool = False) -> dict:
     seconds = 0.0
     cfg = cell.config
     if cell.pretrain is not None:
-        seconds += _train(cell.pretrain, run_dir / "pretrain", bank, config_hash(cell.pretrain))
+        same = (cell.pretrain.data.dataset, cell.pretrain.data.simulation_seed, cell.pretrain.data.geometry) == (
+            cfg.data.dataset, cfg.data.simulation_seed, cfg.data.geometry)
+        pre_bank = bank if same else _bank_for({}, cell.pretrain)
+        seconds += _train(cell.pretrain, run_dir / "pretrain", pre_bank, config_hash(cell.pretrain))
         cfg = from_dict(_merge(cfg.to_dict(), {"objective": {"init_from": str(run_dir / "pretrain" / "model.safetensors")}}))
     seconds += _train(cfg, run_dir / "train", bank, cell.hash)
     predictor = Predictor(run_dir / "train" / "model.safetensors")
@@ -325,17 +345,14 @@ def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] 
                   f"hash {cell.hash})")
         return todo
     out.mkdir(parents=True, exist_ok=True)
-    banks: dict[tuple[int, str], DomainBank] = {}  # one per (simulation seed, geometry), rendered once
+    banks: dict[tuple, DomainBank] = {}  # one per (dataset, simulation seed, geometry), rendered once
     start = time.perf_counter()
     for i, cell in enumerate([] if report_only else todo, 1):
         if is_done(cells_dir, cell):
             print(f"[{i}/{len(todo)}] {cell.key}: done ({cell_file(cells_dir, cell)}), skipped", flush=True)
             continue
         print(f"[{i}/{len(todo)}] {cell.key}: training ({cell.config.objective.mode})", flush=True)
-        key = (cell.config.data.simulation_seed, cell.config.data.geometry)
-        if key not in banks:
-            banks[key] = DomainBank(key[0], geometry=key[1])
-        result = run_cell(cell, out / "runs" / cell.run_key, banks[key])
+        result = run_cell(cell, out / "runs" / cell.run_key, _bank_for(banks, cell.config))
         path = record_cell(cells_dir, cell, result)
         if git_commit:
             git_commit_cell(path, f"study {spec['name']}: cell {cell.key} ({cell.hash}, "

@@ -84,12 +84,27 @@ def seed_level_test(cases: list[dict], target: str, reference: str, other: str, 
     if not seeds:
         return None
     diff = np.array([a[s] - b[s] for s in seeds])
+    if np.any(np.isnan(diff)):
+        raise ValueError(f"NaN per-seed Dice in per_case.csv ({reference} vs {other}, seeds {seeds})")
     wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
     sign_p = float(binomtest(wins, wins + losses).pvalue) if wins + losses else 1.0
     wil_p = float(wilcoxon(diff).pvalue) if len(diff) > 1 and not np.allclose(diff, 0) else float("nan")
     lo, hi = bootstrap_ci(diff)
+    t_lo, t_hi = t_interval(diff)
     return {"n_seeds": len(seeds), "mean_diff": float(diff.mean()), "ci_low": lo, "ci_high": hi,
-            "wins": wins, "losses": losses, "sign_p": sign_p, "wilcoxon_p": wil_p}
+            "t_low": t_lo, "t_high": t_hi, "wins": wins, "losses": losses, "sign_p": sign_p, "wilcoxon_p": wil_p}
+
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean: with 3-5 seeds the percentile bootstrap is about [min, max] and
+    too narrow; the t interval is the one to read."""
+    from scipy.stats import t
+
+    n = len(values)
+    if n < 2:
+        return float("nan"), float("nan")
+    half = float(t.ppf(0.5 + level / 2, n - 1) * np.std(values, ddof=1) / np.sqrt(n))
+    return float(values.mean() - half), float(values.mean() + half)
 
 
 def paired_test(cases: list[dict], target: str, reference: str, other: str, domain: str) -> dict | None:

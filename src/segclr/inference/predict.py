@@ -115,11 +115,13 @@ def sidecar_spacing_um(folder: Path, override: tuple[float, float] | None = None
         return check_spacing(override, f"{folder} (--spacing)")
     side = read_sidecar(folder) if folder.is_dir() else {}
     sp = side.get("spacing_mm")
-    if not sp:
+    if sp is None:
         return None
-    if not isinstance(sp, (list, tuple)) or len(sp) != 3:
-        raise InputError(f"{folder / 'volume.json'}: spacing_mm must be [z, y, x] in mm, got {sp!r}")
-    return check_spacing((float(sp[1]) * 1000.0, float(sp[2]) * 1000.0), str(folder / "volume.json"))
+    where = str(folder / "volume.json")
+    if not isinstance(sp, (list, tuple)) or len(sp) != 3 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in sp):
+        raise InputError(f"{where}: spacing_mm must be three numbers [z, y, x] in mm, got {sp!r}")
+    return check_spacing((sp[1] * 1000.0, sp[2] * 1000.0), where)
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -285,8 +285,10 @@ class NTXentLoss(nn.Module):
         self.temperature = _check_temperature(temperature)
         self.gather = bool(gather)
 
-    def forward(self, z1: Tensor, z2: Tensor, groups: Tensor | None = None) -> Tensor:
-        return nt_xent(z1, z2, temperature=self.temperature, groups=groups, gather=self.gather)
+    def forward(self, z1: Tensor, z2: Tensor, groups: Tensor | None = None,
+                slices: tuple[Tensor, Tensor] | None = None, window: int = 0) -> Tensor:
+        return nt_xent(z1, z2, temperature=self.temperature, groups=groups, gather=self.gather, slices=slices,
+                       window=window)
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, gather={self.gather}"

@@ -24,14 +24,15 @@ from torch import Tensor, nn
 
 from segclr.config import RunConfig
 from segclr.data.pairs import pair_is_augmented
+from segclr.io.images import InputError
 from segclr.data.svdna import build_restyle, restyled_labeled
 from segclr.losses import make_supervised_loss, negatives_per_query, nt_xent_logits, simsiam_loss
 from segclr.models import ChannelProjectionHead, PoolProjectionHead, SimSiamPredictor, UNet, count_parameters
 from segclr.objectives.base import Objective, StepOutput, forward_split
 
 
-class NoNegativesError(RuntimeError):
-    """A contrastive term had no negative left for any query: it would train nothing."""
+class NoNegativesError(InputError):
+    """A contrastive term had no negative left for any query: it would train nothing (the data's fault)."""
 
 
 def build_head(cfg: RunConfig, net: UNet) -> nn.Module:
@@ -79,7 +80,10 @@ class SegCLRObjective(Objective):
                        "window": self.cfg.data.pair_distance}
         logits, targets = nt_xent_logits(z1, z2, self.cfg.objective.temperature, **masking)
         negatives = negatives_per_query(logits)
-        if int(negatives.max()) == 0:
+        most = negatives.max().detach().clone()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(most, op=torch.distributed.ReduceOp.MAX)  # every rank decides alike
+        if int(most) == 0:
             raise NoNegativesError(
                 f"the contrastive term of domain {domain} has no negatives: every other pair of the batch is a "
                 f"neighbouring slice of the same volume. Use more volumes, a larger data.batch_size, a smaller "

@@ -201,11 +201,14 @@ def _check_ranks_in_sync(trainer: L.Trainer, module: SegCLRModule, out: Path) ->
 
 def _adapt_to_targets(module: SegCLRModule, data: SegCLRDataModule) -> None:
     """AdaBN: BatchNorm statistics of the trained UNet re-estimated on the target-train images."""
-    parts = [_padded_images([v], data, module.device) for vols in data._unlabeled.values() for v in vols]
-    # one pass needs one size: volumes of other working sizes are cropped (top-left) to the smallest,
-    # never zero-padded, so no artificial pixels enter the statistics
-    h, w = min(x.shape[-2] for x in parts), min(x.shape[-1] for x in parts)
-    images = torch.cat([x[..., :h, :w] for x in parts])
+    parts = [v.images for vols in data._unlabeled.values() for v in vols]
+    # one pass needs one size that the UNet accepts: every volume is cropped (top-left) to the smallest
+    # working size rounded down to the padding multiple, never zero-padded, so no artificial pixels
+    # enter the statistics
+    m = data.prep.pad_multiple
+    h = max(m, min(x.shape[-2] for x in parts) // m * m)
+    w = max(m, min(x.shape[-1] for x in parts) // m * m)
+    images = torch.cat([x[..., :h, :w] for x in parts]).to(module.device)
     n = adapt_batchnorm(module.net, images)
     print(f"[segclr] adabn: re-estimated {n} BatchNorm layers on {len(images)} target B-scans", flush=True)
 
