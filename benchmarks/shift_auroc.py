@@ -73,7 +73,7 @@ def score_model(bundle: Path, sim_seeds: list[int], banks: dict[int, DomainBank]
         for s in seeds:
             for v in banks[s].domain(d):
                 if v.patient in patients:
-                    scores = predictor.shift_scores(np.stack(v.images))
+                    scores = predictor.shift_scores(np.stack(v.images), v.spacing_um)
                     scan_scores.append(scores)
                     vol_scores.append(float(np.mean(scores)))
         rows[d] = {"patients": patients, "seeds": seeds, "volumes": np.array(vol_scores),

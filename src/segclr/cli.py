@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="train baseline + SegCLR UDA on the embedded data and write a report",
                        description="Train the supervised baseline and SegCLR UDA (Cch head, Pa pairs) on real "
                                    "Spectralis source data with one simulated target device, evaluate both on the "
-                                   "test patients of every domain and write a report folder (about 7 min on 2 idle "
+                                   "test patients of every domain and write a report folder (about 11 min on 2 idle "
                                    "CPU cores, measured: README 'Demo result').")
     d.add_argument("--out", default="segclr-demo", help="report folder (default: %(default)s)")
     d.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")

@@ -12,7 +12,7 @@ on the test patients of every domain, and writes a report folder::
     OUT/<method>/...           each method's run folder (config, checkpoints, model.safetensors,
                                model card with the demo's metrics, logs, training_curves.png)
 
-Sized for about 7 minutes on 2 CPU cores (measured: README, "Demo result"; see ``DEMO_OVERRIDES``).
+Sized for about 11 minutes on 2 CPU cores (measured: README, "Demo result"; see ``DEMO_OVERRIDES``).
 """
 
 from __future__ import annotations
