@@ -122,7 +122,9 @@ def test_training_from_a_dataset_resamples_each_volume_from_its_own_spacing(tmp_
     off = SegCLRDataModule(cfg_off)
     off.setup("fit")
     assert off.prep.target_spacing_um is None
-    assert off._unlabeled["dev_b"][0].images.shape[-2:] == (32, 24)  # squeezed 2x: the shift this fixes
+    img = off._unlabeled["dev_b"][0].images
+    assert img.shape[-2] == 32 and float(img[..., 24:].abs().sum()) == 0.0  # squeezed to 24 columns (the shift
+    # this fixes), zero-padded to the 32-pixel training crop
 
 
 def test_every_mode_shares_the_source_working_grid(bank, make_config):

@@ -179,9 +179,9 @@ class SegCLRDataModule(L.LightningDataModule):
         self.cfg = cfg
         self.bank = bank or DomainBank(cfg.data.simulation_seed, dataset=cfg.data.dataset or None,
                                        geometry=cfg.data.geometry)
-        if self.bank.external != bool(cfg.data.dataset):
-            raise ValueError(f"the domain bank {'is' if self.bank.external else 'is not'} a dataset file's, "
-                             f"but data.dataset is {cfg.data.dataset!r}")
+        if cfg.data.dataset and not self.bank.external:
+            raise ValueError(f"data.dataset is {cfg.data.dataset!r}, but the domain bank given holds the embedded "
+                             f"benchmark")
         if not self.bank.external and (self.bank.geometry, self.bank.simulation_seed) != (
                 cfg.data.geometry, cfg.data.simulation_seed):
             raise ValueError(f"the domain bank renders geometry {self.bank.geometry!r} with simulation seed "

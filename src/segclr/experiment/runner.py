@@ -203,8 +203,12 @@ def _train(cfg: RunConfig, out: Path, bank: DomainBank, run_hash: str) -> float:
     if (out / "model.safetensors").is_file():
         # killed after the bundle but before train.json: the bundle's own config says whose it is
         from segclr.io.bundle import load_bundle
+        from segclr.io.images import InputError
 
-        _, meta = load_bundle(out / "model.safetensors")
+        try:
+            _, meta = load_bundle(out / "model.safetensors")
+        except InputError as err:
+            raise StaleRunError(f"{out}: holds an unreadable model and no train.json ({err}); move it away") from None
         training = meta.get("training", {})
         if training.get("config") != cfg.to_dict():
             raise StaleRunError(f"{out}: holds a model of another config (and no train.json); move it away")
