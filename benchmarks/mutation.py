@@ -84,7 +84,7 @@ def prepare(name: str, spec: dict) -> tuple[Path, list[str]]:
 source_paths = ["src"]
 only_mutate = {_toml_list(spec["mutate"])}
 also_copy = ["configs"]
-pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]
+pytest_add_cli_args = {_toml_list(["-p", "no:cacheprovider", "-q", *spec.get("pytest_args", [])])}
 pytest_add_cli_args_test_selection = {_toml_list(tests)}
 use_git_change_detection = false
 """

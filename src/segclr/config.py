@@ -34,6 +34,7 @@ SUP_LOSSES = ("dice", "dice_ce")
 NORMS = ("batch", "instance", "group")
 BN_STATS = ("joint", "labeled")
 GEOMETRIES = ("source", "native")
+SCHEDULES = ("cosine", "poly", "constant")
 
 
 class ConfigError(ValueError):
@@ -72,6 +73,9 @@ class DataConfig:
     # How many target-train patients (of 6-8) the target streams use; -1 = all. 0 removes the
     # target stream (UDA with no target data is then DG). The amount-of-target-data study.
     target_patients: int = -1
+    # Source patients held out of training as a validation split (recipe and post-processing
+    # choices are made on it, never on the test patients). [] = train on every source patient.
+    val_patients: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -80,6 +84,9 @@ class AugmentConfig:
     # False: the labeled batch trains un-augmented while contrastive views (Pa, Ps+a) still are
     # (the study's appearance-shift regime: invariance must come from the contrastive term).
     labeled: bool = True
+    # Chance that a labeled crop gets synthetic burned-in overlays (text, glyphs, boxes, scale
+    # bars, an inset image) drawn into its background, with label 0 (see segclr.data.overlays_aug).
+    overlay_prob: float = 0.0
     gamma: tuple[float, float] = (0.6, 1.6)
     contrast: tuple[float, float] = (0.7, 1.3)
     brightness: float = 0.1               # additive shift, +- this
@@ -152,12 +159,28 @@ class TrainerConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
+    # Learning-rate schedule after a linear warm-up of warmup_steps: cosine (to 5 % of lr), poly
+    # (nnU-Net's (1 - t)^0.9) or constant.
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    # Score the validation split (data.val_patients) every this many steps and log val/dice; 0 = never.
+    val_every_n_steps: int = 0
     log_every_n_steps: int = 10
     checkpoint_every_n_steps: int = 250
     tensorboard: bool = False
     progress_bar: bool = True
     num_threads: int = 0          # torch intra-op threads on CPU; 0 = leave torch's default
     max_bad_steps: int = 10       # stop after this many consecutive steps with a NaN/Inf loss or input
+
+
+@dataclass
+class PostprocessConfig:
+    # Applied to every predicted mask by predict/evaluate (stored in the model bundle; the CLI's
+    # --no-postprocess turns it off). Fluid components smaller than this many pixels at the
+    # working resolution are removed; 0 keeps all.
+    min_component_px: int = 0
+    # Remove fluid outside the retina (a tissue mask estimated from the image itself).
+    retina_only: bool = False
 
 
 @dataclass
@@ -168,6 +191,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
 
     # ----------------------------------------------------------------- derived views
     @property
@@ -287,6 +311,19 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check_choice("data.pairs", cfg.data.pairs, PAIRS)
     _check_choice("objective.bn_stats", cfg.objective.bn_stats, BN_STATS)
     _check_choice("data.geometry", cfg.data.geometry, GEOMETRIES)
+    _check_choice("trainer.schedule", cfg.trainer.schedule, SCHEDULES)
+    for key, value in (("trainer.warmup_steps", cfg.trainer.warmup_steps),
+                       ("trainer.val_every_n_steps", cfg.trainer.val_every_n_steps),
+                       ("postprocess.min_component_px", cfg.postprocess.min_component_px)):
+        if value < 0:
+            raise ConfigError(f"config key '{key}': must be >= 0, got {value}")
+    if cfg.trainer.warmup_steps >= cfg.trainer.max_steps:
+        raise ConfigError(f"config key 'trainer.warmup_steps': {cfg.trainer.warmup_steps} must be below "
+                          f"trainer.max_steps ({cfg.trainer.max_steps})")
+    if not 0.0 <= cfg.augment.overlay_prob <= 1.0:
+        raise ConfigError(f"config key 'augment.overlay_prob': must lie in [0, 1], got {cfg.augment.overlay_prob}")
+    if cfg.trainer.val_every_n_steps and not cfg.data.val_patients:
+        raise ConfigError("config key 'trainer.val_every_n_steps': needs a validation split (data.val_patients)")
     t = cfg.data.target_spacing_um
     if t and (len(t) != 2 or not all(0 < v <= 1000 for v in t)):
         raise ConfigError(f"config key 'data.target_spacing_um': [] or two spacings in um (0 < s <= 1000), got {t}")

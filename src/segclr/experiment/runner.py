@@ -135,11 +135,27 @@ def expand_methods(spec: dict) -> dict[str, dict]:
 COSMETIC_KEYS = {"trainer": ("progress_bar", "log_every_n_steps", "tensorboard", "checkpoint_every_n_steps")}
 
 
+# Keys added after cells were committed, with the value that reproduces the behaviour from before
+# they existed: at that value they stay out of the hash, so committed cells remain valid.
+ADDED_KEYS = {
+    "data": {"val_patients": []},
+    "augment": {"overlay_prob": 0.0},
+    "trainer": {"schedule": "cosine", "warmup_steps": 0, "val_every_n_steps": 0},
+    "postprocess": {"min_component_px": 0, "retina_only": False},
+}
+
+
 def _hashed(cfg: RunConfig) -> dict:
     values = cfg.to_dict()
     for section, keys in COSMETIC_KEYS.items():
         for key in keys:
             values[section].pop(key, None)
+    for section, neutral in ADDED_KEYS.items():
+        for key, value in neutral.items():
+            if values[section].get(key) == value:
+                values[section].pop(key)
+        if not values[section]:
+            values.pop(section)
     return values
 
 

@@ -127,6 +127,7 @@ def bundle_metadata(cfg: RunConfig, module: SegCLRModule, seconds: float, steps:
         "model": {k: getattr(cfg.model, k) for k in ("num_classes", "base_channels", "depth", "norm", "dropout")},
         "preprocess": dm_prep,
         "classes": class_names(cfg.model.num_classes),
+        "postprocess": dict(vars(cfg.postprocess)),
         "training": {
             "mode": cfg.objective.mode,
             "labeled_domain": cfg.labeled_domain,
