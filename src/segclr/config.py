@@ -317,7 +317,7 @@ def validate(cfg: RunConfig) -> RunConfig:
                        ("postprocess.min_component_px", cfg.postprocess.min_component_px)):
         if value < 0:
             raise ConfigError(f"config key '{key}': must be >= 0, got {value}")
-    if cfg.trainer.warmup_steps >= cfg.trainer.max_steps:
+    if 0 < cfg.trainer.max_steps <= cfg.trainer.warmup_steps:
         raise ConfigError(f"config key 'trainer.warmup_steps': {cfg.trainer.warmup_steps} must be below "
                           f"trainer.max_steps ({cfg.trainer.max_steps})")
     if not 0.0 <= cfg.augment.overlay_prob <= 1.0:
