@@ -190,6 +190,7 @@ class SegCLRDataModule(L.LightningDataModule):
         self.prep = Preprocessing(cfg.data.input_height, 2**cfg.model.depth)  # final once setup() knows the data
         self._labeled: list[WorkingVolume] = []
         self._unlabeled: dict[str, list[WorkingVolume]] = {}
+        self.val_volumes: list[WorkingVolume] = []  # data.val_patients, held out of every stream
         self._start_step = 0
 
     # Resume: the streams are counter-based, so the step count is all the state there is.
@@ -221,7 +222,7 @@ class SegCLRDataModule(L.LightningDataModule):
         try:
             self._setup()
         except BaseException:
-            self._labeled, self._unlabeled = [], {}  # never half set up: a retry starts clean
+            self._labeled, self._unlabeled, self.val_volumes = [], {}, []  # never half set up: a retry starts clean
             raise
 
     def _setup(self) -> None:
@@ -234,6 +235,8 @@ class SegCLRDataModule(L.LightningDataModule):
                 vols = vols[: cfg.data.target_patients]
             pair_vols[d] = vols
         self.prep = training_preprocessing(cfg, self._spacing_reference(labeled, pair_vols))
+        labeled, pair_vols, val = self._hold_out(labeled, pair_vols)
+        self.val_volumes = [to_working_volume(v, self.prep) for v in val]
         for domain, role, vols in labeled:
             unlabeled = [v.names[0].split("#")[0] for v in vols if not v.labeled]
             if unlabeled:
@@ -247,6 +250,36 @@ class SegCLRDataModule(L.LightningDataModule):
         for d, vols in pair_vols.items():
             self._unlabeled[d] = [pad_to_crop(to_working_volume(v, self.prep), cfg.data.crop_size) for v in vols]
         self._check_negatives()
+
+    def _hold_out(self, labeled: list, pair_vols: dict[str, list[Volume]]) -> tuple[list, dict, list[Volume]]:
+        """Take the ``data.val_patients`` of the source domain out of every training stream.
+
+        Their labeled source B-scans become the validation split; the same patients are also removed
+        from the labeled sets of role ``source_train`` of other domains (the upper bound's renderings)
+        and from the source domain's contrastive pairs, so no view of them is trained on.
+        """
+        cfg, src = self.cfg, self.cfg.data.source_domain
+        val_ids = set(cfg.data.val_patients)
+        if not val_ids:
+            return labeled, pair_vols, []
+        try:
+            source = self.bank.volumes(src, "source_train")
+        except (InputError, KeyError):
+            source = []
+        known = sorted({v.patient for v in source})
+        missing = sorted(val_ids - set(known))
+        if missing:
+            raise InputError(f"data.val_patients {missing}: not among the labeled training patients of domain {src} "
+                             f"({', '.join(map(str, known)) or 'none'}); the validation split is taken from them, never "
+                             f"from the test patients")
+        if val_ids >= set(known):
+            raise InputError(f"data.val_patients {sorted(val_ids)}: holds out every training patient of domain {src}; "
+                             f"keep at least one for training")
+        val = [v for v in source if v.patient in val_ids]
+        kept = [(d, r, [v for v in vols if not (r == "source_train" and v.patient in val_ids)])
+                for d, r, vols in labeled]
+        pairs = {d: [v for v in vols if not (d == src and v.patient in val_ids)] for d, vols in pair_vols.items()}
+        return kept, pairs, val
 
     def _check_negatives(self) -> None:
         """Ps/Ps+a with NT-Xent masks same-volume slices near the query: refuse data that leaves none."""

@@ -12,6 +12,8 @@ Two guarantees beyond the objective's math:
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import lightning as L
@@ -121,8 +123,34 @@ class SegCLRModule(L.LightningModule):
     def configure_optimizers(self):
         t = self.cfg.trainer
         opt = torch.optim.AdamW(self.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, t.max_steps), eta_min=t.lr * 0.05)
+        if t.schedule == "cosine" and t.warmup_steps == 0:  # the original schedule, kept bit-identical
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, t.max_steps), eta_min=t.lr * 0.05)
+        else:
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, LRFactor(t.schedule, t.warmup_steps, t.max_steps))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class LRFactor:
+    """Learning-rate factor at a step: linear warm-up from 1/warmup to 1 over ``warmup`` steps, then
+    ``cosine`` (to 0.05, like the default schedule), ``poly`` (nnU-Net's (1 - t)^0.9) or ``constant``.
+
+    A plain object (not a closure), so LambdaLR saves its fields in checkpoints and a resume that
+    extends training can stretch ``total``.
+    """
+
+    def __init__(self, kind: str, warmup: int, total: int) -> None:
+        self.kind, self.warmup, self.total = kind, int(warmup), max(1, int(total))
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        span = max(1, self.total - self.warmup)
+        t = min(1.0, (step - self.warmup) / span)
+        if self.kind == "poly":
+            return (1.0 - t) ** 0.9
+        if self.kind == "cosine":
+            return 0.05 + 0.95 * (1 + math.cos(math.pi * t)) / 2
+        return 1.0
 
 
 class _Seeded(torch.nn.Module):

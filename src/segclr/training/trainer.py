@@ -40,7 +40,8 @@ from segclr.io.atomic import atomic_write_text
 from segclr.io.bundle import save_bundle
 from segclr.io.images import InputError
 from segclr.training.checkpointing import AtomicCheckpointIO, check_resume_config, checkpoint_step
-from segclr.training.module import SegCLRModule
+from segclr.training.module import LRFactor, SegCLRModule
+from segclr.training.validation import ValidationCurve, write_val_curve
 
 CLASS_NAMES = {2: ["background", "fluid"], 4: ["background", "IRF", "SRF", "PED"]}
 
@@ -102,6 +103,11 @@ class _StretchSchedule(Callback):
                 t = min(sched.last_epoch, sched.T_max)
                 for group, base in zip(sched.optimizer.param_groups, sched.base_lrs):
                     group["lr"] = sched.eta_min + (base - sched.eta_min) * (1 + math.cos(math.pi * t / sched.T_max)) / 2
+            elif isinstance(sched, torch.optim.lr_scheduler.LambdaLR):
+                for factor, group, base in zip(sched.lr_lambdas, sched.optimizer.param_groups, sched.base_lrs):
+                    if isinstance(factor, LRFactor) and factor.total != trainer.max_steps:
+                        factor.total = max(1, trainer.max_steps)
+                        group["lr"] = base * factor(sched.last_epoch)
 
 
 def _duration(seconds: float) -> str:
@@ -243,6 +249,8 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
     loggers = [CSVLogger(out, name="logs", version="")]
     if t.tensorboard:
         loggers.append(TensorBoardLogger(out, name="logs", version="tensorboard"))
+    val_curve = (ValidationCurve(data.val_volumes, data.prep.pad_multiple, t.val_every_n_steps)
+                 if t.val_every_n_steps and data.val_volumes else None)
     trainer = L.Trainer(
         max_steps=t.max_steps,
         accelerator=t.accelerator,
@@ -257,6 +265,7 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
                             save_last=True, save_top_k=1, auto_insert_metric_name=False),
             _Describe(),
             _StretchSchedule(),
+            *([val_curve] if val_curve else []),
             *([TQDMProgressBar(refresh_rate=10)] if bar else [_PlainProgress(progress_every(t.max_steps))]),
         ],
         plugins=[AtomicCheckpointIO()],
@@ -282,6 +291,8 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
         tensors = {**module.net.state_dict(), **_training_shift_statistics(module, data)}
         save_bundle(bundle, tensors, bundle_metadata(cfg, module, seconds, trainer.global_step, data.prep))
         write_model_card(bundle)  # model_card.md/.json next to the bundle
+        if val_curve and val_curve.history:
+            write_val_curve(out / "val_curve.csv", val_curve.history)
         if history:
             _prepend_history(metrics, history)
         if metrics.is_file():
