@@ -194,6 +194,18 @@ def _paired_section(cases: list[dict], target: str, pairs: list[tuple[str, str]]
             + "\n".join(scan_lines) + "\n")
 
 
+def _scored_on(spec: dict, seeds: list[int]) -> str:
+    if spec.get("evaluate_on") == "validation":
+        val = ((spec.get("base") or {}).get("data") or {}).get("val_patients", "?")
+        return ("**Validation scores**: every model is scored on the labeled source patients held out of its "
+                f"training (`data.val_patients` = {val}), never on the test patients (9-10). Real Spectralis "
+                "(Duke DME). Dice per B-scan with the nnU-Net rule; mean ± std over seeds "
+                f"{seeds}. The paired comparisons below are on these validation B-scans.\n")
+    return ("Real Spectralis source (Duke DME), **simulated** target devices. Dice per B-scan with the "
+            "nnU-Net rule, averaged over the test B-scans (patients 9-10) of each domain; mean ± std "
+            f"over seeds {seeds}.\n")
+
+
 def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Path, wall_seconds: float,
                  seeds: list[int], command_line: str, status: str = "") -> Path:
     rows, cases = read_csv(results_csv), read_csv(per_case_csv)
@@ -204,9 +216,7 @@ def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Pat
     parts = [
         f"# {spec.get('name', 'experiment')}: results\n",
         (spec.get("description") or "").strip() + "\n" if spec.get("description") else "",
-        "Real Spectralis source (Duke DME), **simulated** target devices. Dice per B-scan with the "
-        "nnU-Net rule, averaged over the test B-scans (patients 9-10) of each domain; mean ± std "
-        f"over seeds {seeds}.\n",
+        _scored_on(spec, seeds),
         f"Regenerate: `{command_line}`. Machine: {platform.machine()} CPU, {torch.get_num_threads()} torch "
         f"threads, torch {torch.__version__}. Training time summed over runs: {train_hours:.2f} h; "
         f"this invocation's wall time: {wall_seconds / 3600:.2f} h.{' ' + status + '.' if status else ''}\n",

@@ -44,6 +44,7 @@ import yaml
 from segclr.config import ConfigError, RunConfig, from_dict
 from segclr.data.domains import DomainBank
 from segclr.evaluation.benchmark import evaluate_domains
+from segclr.evaluation.evaluate import score_pairs
 from segclr.experiment.cells import cell_is_done, cell_path, git_commit_cell, read_cell, write_cell
 from segclr.inference.predict import Predictor
 from segclr.io.atomic import atomic_write_text
@@ -53,7 +54,8 @@ RESULT_FIELDS = ["method", "target_device", "seed", "config_hash", "domain", "cl
                  "train_seconds"]
 CASE_FIELDS = ["method", "target_device", "seed", "domain", "class", "case", "dice", "n_ref", "n_pred"]
 SPEC_KEYS = {"name", "description", "seeds", "target_devices", "reference", "base", "methods", "amount",
-             "cells", "baseline"}
+             "cells", "baseline", "evaluate_on"}
+EVALUATE_ON = ("test", "validation")
 
 
 @dataclass
@@ -104,6 +106,8 @@ def load_spec(path: str | Path) -> dict:
     unknown = set(spec) - SPEC_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown experiment key(s) {sorted(unknown)} (known: {sorted(SPEC_KEYS)})")
+    if spec.get("evaluate_on", "test") not in EVALUATE_ON:
+        raise ConfigError(f"{path}: evaluate_on must be one of {', '.join(EVALUATE_ON)}, got {spec['evaluate_on']!r}")
     if not spec.get("methods"):
         raise ConfigError(f"{path}: 'methods' is empty")
     spec.setdefault("name", path.stem)
@@ -245,7 +249,21 @@ def _bank_for(banks: dict, cfg: RunConfig) -> DomainBank:
     return banks[key]
 
 
-def run_cell(cell: Cell, run_dir: Path, bank: DomainBank, progress: bool = False) -> dict:
+def evaluate_validation(predictor: Predictor, bank: DomainBank, cfg: RunConfig, progress: bool = False) -> dict:
+    """domain -> summary over the held-out validation patients (``data.val_patients``) of the source domain.
+
+    Recipe searches score here, so the test patients are never looked at while choosing.
+    """
+    if not cfg.data.val_patients:
+        raise ConfigError("evaluate_on: validation needs data.val_patients (source patients held out of training)")
+    src = cfg.data.source_domain
+    vols = [v for v in bank.volumes(src, "source_train") if v.patient in set(cfg.data.val_patients)]
+    cases = [(f"{src}/{name}", img, msk, v.spacing_um) for v in vols
+             for name, img, msk in zip(v.names, v.images, v.masks)]
+    return {src: score_pairs(predictor, cases, progress=progress, desc=f"validate {src}", total=len(cases)).summary()}
+
+
+def run_cell(cell: Cell, run_dir: Path, bank: DomainBank, progress: bool = False, on: str = "test") -> dict:
     seconds = 0.0
     cfg = cell.config
     if cell.pretrain is not None:
@@ -256,7 +274,8 @@ def run_cell(cell: Cell, run_dir: Path, bank: DomainBank, progress: bool = False
         cfg = from_dict(_merge(cfg.to_dict(), {"objective": {"init_from": str(run_dir / "pretrain" / "model.safetensors")}}))
     seconds += _train(cfg, run_dir / "train", bank, cell.hash)
     predictor = Predictor(run_dir / "train" / "model.safetensors")
-    summaries = evaluate_domains(predictor, bank, cfg.data.eval_domains, progress=progress)
+    summaries = (evaluate_validation(predictor, bank, cfg, progress) if on == "validation"
+                 else evaluate_domains(predictor, bank, cfg.data.eval_domains, progress=progress))
     result = {
         "method": cell.method, "target_device": cell.target, "seed": cell.seed, "config_hash": cell.hash,
         "train_seconds": round(seconds, 1), "domains": summaries,
@@ -372,7 +391,8 @@ def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] 
             print(f"[{i}/{len(todo)}] {cell.key}: done ({cell_file(cells_dir, cell)}), skipped", flush=True)
             continue
         print(f"[{i}/{len(todo)}] {cell.key}: training ({cell.config.objective.mode})", flush=True)
-        result = run_cell(cell, out / "runs" / cell.run_key, _bank_for(banks, cell.config))
+        result = run_cell(cell, out / "runs" / cell.run_key, _bank_for(banks, cell.config),
+                          on=spec.get("evaluate_on", "test"))
         path = record_cell(cells_dir, cell, result)
         if git_commit:
             git_commit_cell(path, f"study {spec['name']}: cell {cell.key} ({cell.hash}, "
