@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -222,7 +223,7 @@ def test_committed_cells_are_skipped_and_a_changed_cell_reruns(tmp_path, monkeyp
                                                                             "seeds": [0, 1]}})
     trained = []
 
-    def fake_run_cell(cell, run_dir, bank, progress=False):
+    def fake_run_cell(cell, run_dir, bank, progress=False, on="test"):
         trained.append(cell.key)
         case = {"reference_file": "c1", "metrics": {"1": {"Dice": 0.5, "n_ref": 4, "n_pred": 4}}}
         summary = {"mean": {"1": {"name": "fluid", "Dice": 0.5, "pooled_Dice": 0.6}}, "metric_per_case": [case]}
@@ -303,3 +304,29 @@ def test_a_cell_killed_between_bundle_and_record_is_recovered(tmp_path):
                 {**base, "training": {"config": {**cfg.to_dict(), "trainer": {}}, "seconds": 1.0, "steps": 2}})
     with pytest.raises(StaleRunError, match="another config"):
         _train(cfg, other, bank=None, run_hash="h1")
+
+
+def test_validation_studies_score_only_the_held_out_source_patients(tmp_path, bank):
+    from segclr.config import ConfigError
+    from segclr.experiment.runner import evaluate_validation
+
+    with pytest.raises(ConfigError, match="evaluate_on must be one of"):
+        load_spec(_spec(tmp_path, {"a": {}}, evaluate_on="tests"))
+    spec = load_spec(_spec(tmp_path, {"a": {"objective": {"mode": "supervised"}, "data": {"val_patients": [4]}}},
+                           evaluate_on="validation"))
+    cfg = expand_cells(spec)[0].config
+
+    class Everything:  # marks every pixel as fluid, and records what it was shown
+        classes = ["background", "fluid"]
+        shapes: list = []
+
+        def __call__(self, image, spacing=None):
+            self.shapes.append(image.shape)
+            return np.ones(image.shape, dtype=np.uint8)
+
+    out = evaluate_validation(Everything(), bank, cfg)
+    names = [c["reference_file"] for c in out["spectralis"]["metric_per_case"]]
+    patient4 = [v for v in bank.volumes("spectralis", "source_train") if v.patient == 4][0]
+    assert names == [f"spectralis/{n}" for n in patient4.names] and len(names) == 11
+    with pytest.raises(ConfigError, match="val_patients"):
+        evaluate_validation(Everything(), bank, expand_cells(load_spec(_spec(tmp_path, {"b": {}})))[0].config)
