@@ -34,10 +34,30 @@ class Objective(nn.Module):
         return ""
 
     def labeled_batch(self, augment: nn.Module, batch: dict) -> tuple[Tensor, Tensor]:
-        """The labeled images and masks of the step, augmented unless ``augment.labeled`` is off."""
+        """The labeled images and masks of the step, augmented unless ``augment.labeled`` is off.
+
+        Then, with ``augment.overlay_prob`` > 0 (also when ``augment.labeled`` is off: the overlays are
+        label-preserving robustness, not photometric augmentation), synthetic burned-in overlays with
+        label 0 (:mod:`segclr.data.overlays_aug`), drawn from ``augment.generator`` (the training
+        module's per-step seeded one) or, when ``augment`` has none, from a generator of this
+        objective seeded from ``trainer.seed``. With ``overlay_prob == 0`` nothing is drawn.
+        """
         if not self.cfg.augment.labeled:
-            return batch["image"], batch["mask"]
-        return augment_labeled(augment, batch)
+            images, masks = batch["image"], batch["mask"]
+        else:
+            images, masks = augment_labeled(augment, batch)
+        p = self.cfg.augment.overlay_prob
+        if p > 0:
+            from segclr.data.overlays_aug import burn_overlays
+
+            gen = getattr(augment, "generator", None)
+            if not isinstance(gen, torch.Generator):  # a bare BatchAugment: this objective's own stream
+                if getattr(self, "_overlay_gen", None) is None:
+                    self._overlay_gen = torch.Generator().manual_seed(self.cfg.trainer.seed * 1_000_003 + 17)
+                gen = self._overlay_gen
+            out = burn_overlays(images, masks, p, gen)
+            images, masks = out.images, out.masks
+        return images, masks
 
 
 def augment_labeled(augment: nn.Module, batch: dict) -> tuple[Tensor, Tensor]:
