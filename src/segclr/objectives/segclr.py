@@ -24,8 +24,8 @@ from torch import Tensor, nn
 
 from segclr.config import RunConfig
 from segclr.data.pairs import pair_is_augmented
-from segclr.io.images import InputError
 from segclr.data.svdna import build_restyle, restyled_labeled
+from segclr.io.images import InputError
 from segclr.losses import make_supervised_loss, negatives_per_query, nt_xent_logits, simsiam_loss
 from segclr.models import ChannelProjectionHead, PoolProjectionHead, SimSiamPredictor, UNet, count_parameters
 from segclr.objectives.base import Objective, StepOutput, forward_split
