@@ -123,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=_positive_int, default=8,
                    help="B-scans per forward pass for volumes (default: %(default)s)")
     _add_spacing_argument(e)
+    _add_postprocess_argument(e)
     e.add_argument("--out", type=Path, default=None, help="summary.json to write")
 
     pr = sub.add_parser("predict", help="segment B-scans or whole volumes",
@@ -146,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--csv", type=Path, default=None,
                     help="fluid-volume CSV (default for volumes: OUTPUT/fluid_volumes.csv; B-scan folders: none)")
     _add_spacing_argument(pr)
+    _add_postprocess_argument(pr)
     pr.add_argument("--domains", type=Path, default=None,
                     help="case -> domain mapping (.json or .csv) for an nnU-Net dataset (default: its domains.json)")
     pr.add_argument("--report", nargs="?", const="", default=None, metavar="HTML",
@@ -257,6 +259,13 @@ def _add_spacing_argument(parser: argparse.ArgumentParser) -> None:
                              "(one warning)")
 
 
+def _add_postprocess_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-postprocess", dest="postprocess", action="store_false",
+                        help="write/score the network's raw masks: skip the post-processing stored in the model "
+                             "bundle (removal of fluid components below its min_component_px and, with its "
+                             "retina_only, of fluid outside the retina); bundles without these settings have none")
+
+
 def _cmd_evaluate(args) -> int:
     from segclr.experiment.heldout import is_dataset_file, training_split_note
     from segclr.io.cases import is_volume_input
@@ -274,14 +283,17 @@ def _cmd_evaluate(args) -> int:
     elif args.checkpoint is not None and args.images is not None and is_dataset_file(args.images):
         from segclr.experiment.heldout import evaluate_dataset, format_dataset_summary
 
-        summary = evaluate_dataset(args.checkpoint, args.images, role=args.role, out=args.out, progress=_bars())
+        summary = evaluate_dataset(args.checkpoint, args.images, role=args.role, out=args.out, progress=_bars(),
+                                   postprocess=args.postprocess)
         print(format_dataset_summary(summary))
     elif args.checkpoint is not None and args.images is not None and is_volume_input(args.images):
         from segclr.evaluation.volume_metrics import evaluate_checkpoint_on_volumes, format_volume_summary
+        from segclr.inference.predict import postprocess_disabled
 
-        summary = evaluate_checkpoint_on_volumes(args.checkpoint, args.images, args.masks, args.out,
-                                                 batch_size=args.batch_size, progress=_bars(),
-                                                 spacing_um=args.spacing)
+        with postprocess_disabled(not args.postprocess):  # it builds its own Predictor
+            summary = evaluate_checkpoint_on_volumes(args.checkpoint, args.images, args.masks, args.out,
+                                                     batch_size=args.batch_size, progress=_bars(),
+                                                     spacing_um=args.spacing)
         print(format_volume_summary(summary))
     elif args.checkpoint is not None and args.images is not None:
         from segclr.evaluation.evaluate import evaluate_folder, format_summary
@@ -289,7 +301,7 @@ def _cmd_evaluate(args) -> int:
         if args.masks is None:
             raise InputError(f"{args.images}: a folder of B-scans needs --masks")
         summary = evaluate_folder(args.checkpoint, args.images, args.masks, args.out, progress=_bars(),
-                                  spacing_um=args.spacing)
+                                  spacing_um=args.spacing, postprocess=args.postprocess)
         print(format_summary(summary))
         note = training_split_note(args.images)
         if note:
@@ -335,7 +347,7 @@ def _cmd_predict(args) -> int:
 
         res = predict_volumes(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
                               batch_size=args.batch_size, csv_path=args.csv, domain_map=args.domains,
-                              progress=_bars(), spacing_um=args.spacing)
+                              progress=_bars(), spacing_um=args.spacing, postprocess=args.postprocess)
         print(format_fluid_table(res.rows, res.classes))
         print(f"wrote {len(res.outputs)} label volumes to {args.output}; fluid volumes in {res.csv}")
         if report is not None:
@@ -350,7 +362,7 @@ def _cmd_predict(args) -> int:
         from segclr.inference.volumes import predict_bscan_file
 
         res = predict_bscan_file(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
-                                 csv_path=args.csv, spacing_um=args.spacing)
+                                 csv_path=args.csv, spacing_um=args.spacing, postprocess=args.postprocess)
         print(f"wrote mask {res.outputs[0]}" + (f"; fluid volumes in {res.csv}" if res.csv else ""))
         if report is not None:
             _bscan_report(report, args, [args.input], res.outputs, res.rows)
@@ -359,14 +371,14 @@ def _cmd_predict(args) -> int:
         from segclr.inference.volumes import predict_bscan_folder
 
         res = predict_bscan_folder(args.checkpoint, args.input, args.output, args.csv, overwrite=args.overwrite,
-                                   progress=_bars(), spacing_um=args.spacing)
+                                   progress=_bars(), spacing_um=args.spacing, postprocess=args.postprocess)
         print(f"wrote {len(res.outputs)} masks to {args.output}; fluid volumes in {res.csv}")
         written, rows = res.outputs, res.rows
     else:
         from segclr.inference.predict import predict_folder
 
         written = predict_folder(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
-                                 progress=_bars(), spacing_um=args.spacing)
+                                 progress=_bars(), spacing_um=args.spacing, postprocess=args.postprocess)
         print(f"wrote {len(written)} masks to {args.output}")
         rows = []
     if report is not None:

@@ -35,13 +35,15 @@ def score_pairs(predictor: Predictor, cases: Iterable[tuple], progress: bool = T
 
 def evaluate_folder(checkpoint: str | Path, images_dir: str | Path, masks_dir: str | Path,
                     out: str | Path | None = None, progress: bool = True,
-                    spacing_um: tuple[float, float] | None = None) -> dict:
+                    spacing_um: tuple[float, float] | None = None, postprocess: bool = True) -> dict:
     """Dice of ``checkpoint`` on every image in ``images_dir`` against the mask of the same name.
 
     The mask of ``b01.jpg`` is ``b01.jpg`` in ``masks_dir`` if there is one, else any B-scan file
-    named ``b01`` there (``b01.png``), so JPEG or TIFF B-scans can have PNG masks.
+    named ``b01`` there (``b01.png``), so JPEG or TIFF B-scans can have PNG masks. The predictions
+    are post-processed as the bundle says unless ``postprocess`` is False; ``summary["postprocess"]``
+    records what was applied (None: nothing).
     """
-    predictor = Predictor(checkpoint)
+    predictor = Predictor(checkpoint, postprocess=postprocess)
     files = list_images(images_dir)
     masks_dir = Path(masks_dir)
     if not masks_dir.is_dir():
@@ -61,6 +63,7 @@ def evaluate_folder(checkpoint: str | Path, images_dir: str | Path, masks_dir: s
         print(note, flush=True)
     summary = score_pairs(predictor, cases, progress=progress, total=len(cases), spacing_um=spacing).summary()
     summary["checkpoint"] = str(checkpoint)
+    summary["postprocess"] = predictor.applied_postprocess
     if out is not None:
         atomic_write_text(out, json.dumps(summary, indent=2, default=_json_nan))
     return summary

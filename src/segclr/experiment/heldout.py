@@ -27,8 +27,12 @@ def is_dataset_file(path: str | Path) -> bool:
 
 
 def evaluate_dataset(checkpoint: str | Path, dataset: str | Path, role: str = "test", out: str | Path | None = None,
-                     progress: bool = True) -> dict:
-    """nnU-Net-like summary over the labeled ``role`` volumes of ``dataset``, plus ``per_domain`` summaries."""
+                     progress: bool = True, postprocess: bool = True) -> dict:
+    """nnU-Net-like summary over the labeled ``role`` volumes of ``dataset``, plus ``per_domain`` summaries.
+
+    Predictions are post-processed as the bundle says unless ``postprocess`` is False
+    (``summary["postprocess"]``: what was applied, None for nothing).
+    """
     if role not in DATASET_ROLES:
         raise InputError(f"--role {role!r}: expected one of {', '.join(DATASET_ROLES)}")
     domains = load_dataset(dataset)
@@ -38,7 +42,7 @@ def evaluate_dataset(checkpoint: str | Path, dataset: str | Path, role: str = "t
         roles = sorted({v.role for vols in domains.values() for v in vols if v.labeled})
         raise InputError(f"{dataset}: no labeled volumes with role {role} (labeled roles in the file: "
                          f"{', '.join(roles) or 'none'}); add 'role: {role}' entries with a 'label', or pass --role")
-    predictor = Predictor(checkpoint)
+    predictor = Predictor(checkpoint, postprocess=postprocess)
     per_domain, everything = {}, []
     for d, vols in labeled.items():
         cases = [(f"{d}/{name}", img, msk, v.spacing_um) for v in vols
@@ -51,6 +55,7 @@ def evaluate_dataset(checkpoint: str | Path, dataset: str | Path, role: str = "t
         else dict(next(iter(per_domain.values())))
     summary.update({
         "checkpoint": str(checkpoint), "dataset": str(dataset), "role": role,
+        "postprocess": predictor.applied_postprocess,
         "per_domain": {d: {"mean": s["mean"], "foreground_mean": s["foreground_mean"],
                            "n_bscans": len(s["metric_per_case"])} for d, s in per_domain.items()},
         "skipped_unlabeled_volumes": sum(len(selected[d]) - len(labeled[d]) for d in selected),

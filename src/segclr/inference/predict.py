@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +13,30 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from segclr.data.preprocess import Preprocessing, check_spacing, pad_to_multiple, resize_image
+from segclr.inference.postprocess import apply_postprocess, is_active, normalize_params
 from segclr.inference.shift import bottleneck_embeddings, shift_scores, split_bundle_tensors
 from segclr.io.bscans import list_bscans
 from segclr.io.bundle import load_bundle
 from segclr.io.images import InputError, read_image, write_mask
 from segclr.models import UNet
 
+# False inside ``postprocess_disabled()``: every Predictor built there returns the network's raw masks
+_POSTPROCESS_ON: ContextVar[bool] = ContextVar("segclr_postprocess_on", default=True)
+
+
+@contextmanager
+def postprocess_disabled(disabled: bool = True) -> Iterator[None]:
+    """Predictors constructed inside this block skip the bundle's post-processing.
+
+    For code paths that build their own :class:`Predictor` and take no ``postprocess`` argument
+    (``segclr evaluate --no-postprocess`` on volumes); ``disabled=False`` changes nothing.
+    """
+    token = _POSTPROCESS_ON.set(False) if disabled else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _POSTPROCESS_ON.reset(token)
 
 
 class Predictor:
@@ -25,9 +46,14 @@ class Predictor:
     B-scan's spacing is given) or to the training height, padded to the UNet's size multiple,
     segmented, un-padded, and its class probabilities are resized back to the input size before
     the argmax, so the mask has exactly the input's shape.
+
+    The mask is then post-processed as the bundle's ``postprocess`` entry says (small fluid
+    components, fluid outside the retina; see :mod:`segclr.inference.postprocess`); bundles
+    without it get none. ``postprocess=False`` (or the attribute set to False) returns the raw
+    argmax.
     """
 
-    def __init__(self, checkpoint: str | Path, device: str | torch.device = "cpu") -> None:
+    def __init__(self, checkpoint: str | Path, device: str | torch.device = "cpu", postprocess: bool = True) -> None:
         state, meta = load_bundle(checkpoint)
         state, self.shift_stats = split_bundle_tensors(state)
         m = meta["model"]
@@ -41,6 +67,15 @@ class Predictor:
         except RuntimeError as err:
             raise InputError(f"{checkpoint}: weights do not match the architecture in its metadata ({err})") from None
         self.net.to(self.device).eval()
+        self.postprocess_params = normalize_params(meta.get("postprocess"))
+        self.postprocess = bool(postprocess) and _POSTPROCESS_ON.get()
+
+    @property
+    def applied_postprocess(self) -> dict | None:
+        """The post-processing masks get (``min_component_px``, ``retina_only``), or None when none."""
+        if self.postprocess and is_active(self.postprocess_params):
+            return dict(self.postprocess_params)
+        return None
 
     @property
     def num_classes(self) -> int:
@@ -102,9 +137,22 @@ class Predictor:
 
     def predict_batch(self, images: np.ndarray, spacing_um: tuple[float, float] | None = None) -> np.ndarray:
         """(N, H, W) B-scans of one size -> (N, H, W) uint8 masks, equal to calling the predictor on each."""
+        return self._masks(self.probabilities_batch(images, spacing_um), images, spacing_um)
+
+    def _masks(self, probs: torch.Tensor, images: np.ndarray, spacing_um: tuple[float, float] | None) -> np.ndarray:
+        """Argmax of (N, C, H, W) probabilities, then the bundle's post-processing (unless turned off)."""
         # torch.max(...).indices, not argmax: same labels, but argmax over dim 1 of an (N, C, H, W) map
         # is ~150x slower on the CPU build we measured (benchmarks/bench_train.py, docs/performance.md)
-        return torch.max(self.probabilities_batch(images, spacing_um), dim=1).indices.numpy().astype(np.uint8)
+        masks = torch.max(probs, dim=1).indices.numpy().astype(np.uint8)
+        params = self.applied_postprocess
+        if params is None:
+            return masks
+        images = np.asarray(images)
+        h, w = images.shape[-2:]
+        wh, ww = self.prep.working_size(h, w, spacing_um)
+        scale = (h * w) / (wh * ww)  # input pixels per working pixel (area)
+        fluid = range(1, self.num_classes)
+        return np.stack([apply_postprocess(m, img, params, scale, fluid) for m, img in zip(masks, images)])
 
 
 def sidecar_spacing_um(folder: Path, override: tuple[float, float] | None = None) -> tuple[float, float] | None:
@@ -131,10 +179,13 @@ def list_images(folder: str | Path) -> list[Path]:
 
 def predict_folder(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Path,
                    overwrite: bool = False, progress: bool = True,
-                   spacing_um: tuple[float, float] | None = None) -> list[Path]:
+                   spacing_um: tuple[float, float] | None = None, postprocess: bool = True,
+                   predictor: Predictor | None = None) -> list[Path]:
     """Write one mask PNG per input B-scan (same file name); returns the written paths.
 
     The B-scans' spacing is ``spacing_um`` (row, column), else the folder's ``volume.json``, else unknown.
+    ``postprocess=False`` writes the raw masks (no post-processing from the bundle); a given
+    ``predictor`` is used as it is (its own ``postprocess`` setting).
     """
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir).resolve()
     files = list_images(input_dir)
@@ -144,7 +195,7 @@ def predict_folder(checkpoint: str | Path, input_dir: str | Path, output_dir: st
     existing = [t for t in targets if t.exists()]
     if existing and not overwrite:
         raise InputError(f"{existing[0]}: output exists ({len(existing)} files would be overwritten); pass --overwrite")
-    predictor = Predictor(checkpoint)
+    predictor = predictor or Predictor(checkpoint, postprocess=postprocess)
     spacing = sidecar_spacing_um(input_dir, spacing_um)
     images = [read_image(f) for f in files]  # validate every input before writing anything
     note = predictor.spacing_note(str(input_dir), spacing)

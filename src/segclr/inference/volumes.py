@@ -63,6 +63,7 @@ def segment_volume(predictor: Predictor, volume: Volume | np.ndarray, batch_size
 
     The B-scans are resampled to the model's target spacing from ``spacing_um`` or, when that is
     None, the volume's header; a volume of unknown spacing gets one warning line and the height rule.
+    The masks are post-processed as the predictor says (see :class:`Predictor`).
     """
     vol = volume if isinstance(volume, Volume) else Volume(np.asarray(volume))
     where = vol.path or "volume"
@@ -235,8 +236,11 @@ def shift_columns(predictor: Predictor, images: np.ndarray, spacing_um: tuple[fl
 def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str | Path, overwrite: bool = False,
                     batch_size: int = 8, csv_path: str | Path | None = None, progress: bool = True,
                     domain_map: str | Path | None = None, predictor: Predictor | None = None,
-                    spacing_um: tuple[float, float] | None = None) -> VolumePrediction:
-    """Segment every volume of ``input_path`` into ``output``; write the fluid-volume CSV; see the module doc."""
+                    spacing_um: tuple[float, float] | None = None, postprocess: bool = True) -> VolumePrediction:
+    """Segment every volume of ``input_path`` into ``output``; write the fluid-volume CSV; see the module doc.
+
+    ``postprocess=False`` writes the raw masks (a given ``predictor`` keeps its own setting).
+    """
     input_path, output = Path(input_path), Path(output)
     cases = find_cases(input_path, domain_map)
     if input_path.is_dir() and (output.resolve() == input_path.resolve()
@@ -255,7 +259,7 @@ def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str 
             raise InputError(f"{f}: would overwrite an input; choose another --output")
     check_existing(list(planned), overwrite)
 
-    predictor = predictor or Predictor(checkpoint)
+    predictor = predictor or Predictor(checkpoint, postprocess=postprocess)
     for case in cases.cases:  # every input checked (headers against data sizes) before anything is written
         probe_volume(case.image)
     classes = {i: n for i, n in enumerate(predictor.classes) if i > 0}
@@ -288,7 +292,7 @@ def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str 
 
 def predict_bscan_folder(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Path,
                          csv_path: str | Path, overwrite: bool = False, progress: bool = True,
-                         spacing_um: tuple[float, float] | None = None) -> VolumePrediction:
+                         spacing_um: tuple[float, float] | None = None, postprocess: bool = True) -> VolumePrediction:
     """:func:`predict_folder` (one mask PNG per B-scan) plus a one-row fluid CSV for the folder as a volume.
 
     The spacing comes from the input folder's ``volume.json`` (see :mod:`segclr.io.bscans`); without
@@ -310,11 +314,11 @@ def predict_bscan_folder(checkpoint: str | Path, input_dir: str | Path, output_d
             raise InputError(f"{csv_path}: would overwrite an input; choose another --csv")
     if csv_path.exists() and not overwrite:
         raise InputError(f"{csv_path}: output exists; pass --overwrite")
-    predictor = Predictor(checkpoint)
+    predictor = Predictor(checkpoint, postprocess=postprocess)
     side = read_sidecar(input_dir) if input_dir.is_dir() else {}
     spacing = Volume(np.zeros((1, 1, 1)), side.get("spacing_mm")).spacing_mm if side.get("spacing_mm") else None
     written = predict_folder(checkpoint, input_dir, output_dir, overwrite=overwrite, progress=progress,
-                             spacing_um=spacing_um)
+                             spacing_um=spacing_um, predictor=predictor)
     masks = [read_mask(f, predictor.num_classes) for f in written]
     classes = {i: n for i, n in enumerate(predictor.classes) if i > 0}
     shapes = {m.shape for m in masks}
@@ -330,7 +334,7 @@ def predict_bscan_folder(checkpoint: str | Path, input_dir: str | Path, output_d
 
 def predict_bscan_file(checkpoint: str | Path, input_file: str | Path, output: str | Path,
                        overwrite: bool = False, csv_path: str | Path | None = None,
-                       spacing_um: tuple[float, float] | None = None) -> VolumePrediction:
+                       spacing_um: tuple[float, float] | None = None, postprocess: bool = True) -> VolumePrediction:
     """Segment one PNG/TIFF/JPEG B-scan: the mask goes to ``output`` when it ends in ``.png``, else to
     ``output/NAME.png``. With ``csv_path``, also a one-row fluid CSV (spacing from the input folder's
     ``volume.json``)."""
@@ -348,7 +352,7 @@ def predict_bscan_file(checkpoint: str | Path, input_file: str | Path, output: s
                          f"fluid-volume CSV (choose another --csv)")
     check_existing(outputs, overwrite)
     image = read_image(input_file)
-    predictor = Predictor(checkpoint)
+    predictor = Predictor(checkpoint, postprocess=postprocess)
     spacing_um = sidecar_spacing_um(input_file.parent, spacing_um)
     note = predictor.spacing_note(str(input_file), spacing_um)
     if note:
