@@ -72,3 +72,97 @@ def test_several_files_as_one_unit_roll_back_together(tmp_path):
     assert data.read_bytes() == b"new data" and header.read_text() == "new header"
     for p in (data, header):
         assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~_umask()
+
+
+# ------------------------------------------------------------------------- temp names and cleanup
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_temp_file_is_named_after_the_target_and_folders_are_created(tmp_path):
+    target = tmp_path / "a" / "b" / "out.json"  # two missing levels
+    seen = []
+    with atomic.atomic_path(target) as tmp:
+        seen.append(tmp.name)
+        tmp.write_text("x")
+    assert target.read_text() == "x"
+    (name,) = seen
+    assert name.startswith(atomic.temp_prefix("out.json"))
+    assert name.startswith(f".out.json.segclr-{atomic._HOST}-{os.getpid()}-")
+    assert name.endswith(".tmp")
+    assert atomic._TEMP.match(name)["pid"] == str(os.getpid())  # the cleaner recognises it as ours
+
+
+def test_pid_alive(monkeypatch):
+    import subprocess
+    import sys
+
+    assert atomic._pid_alive(os.getpid()) is True
+    assert atomic._pid_alive(_dead_pid()) is False
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    sent = []
+    real_kill = os.kill
+    monkeypatch.setattr(atomic.os, "kill", lambda pid, sig: sent.append((pid, sig)) or real_kill(pid, sig))
+    try:
+        assert atomic._pid_alive(child.pid) is True
+        assert sent == [(child.pid, 0)]  # only probed with signal 0, never signalled
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(timeout=0.2)  # and still running
+    finally:
+        monkeypatch.undo()
+        child.kill()
+        child.wait()
+
+    def denied(pid, sig):
+        raise PermissionError("another user's process")
+
+    monkeypatch.setattr(atomic.os, "kill", denied)
+    assert atomic._pid_alive(12345) is True
+
+    def other_error(pid, sig):
+        raise OSError("something else")
+
+    monkeypatch.setattr(atomic.os, "kill", other_error)
+    assert atomic._pid_alive(12345) is True  # in doubt, the file is left alone
+
+
+def test_clean_stale_temp_files_removes_only_this_hosts_dead_processes_files(tmp_path):
+    dead, live = _dead_pid(), os.getpid()
+    host = atomic._HOST
+    other_host = "otherhost" if host != "otherhost" else "elsewhere"
+    names = {
+        "stale": f".out.json.segclr-{host}-{dead}-abc_12.tmp",
+        "live": f".out.json.segclr-{host}-{live}-abc_12.tmp",
+        "other_host": f".out.json.segclr-{other_host}-{dead}-abc_12.tmp",
+        "not_ours": f".out.json.other-{host}-{dead}-abc_12.tmp",
+        "final": "out.json",
+    }
+    for n in names.values():
+        (tmp_path / n).write_text("x")
+    stale_dir = tmp_path / f".d.segclr-{host}-{dead}-xyz.tmp"  # matches, but cannot be unlinked
+    stale_dir.mkdir()
+    removed = atomic.clean_stale_temp_files(tmp_path)
+    assert removed == [tmp_path / names["stale"]]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([n for k, n in names.items() if k != "stale"] + [stale_dir.name])
+    assert atomic.clean_stale_temp_files(tmp_path / "missing") == []
+
+
+def test_first_write_into_a_folder_cleans_it_once(tmp_path, monkeypatch):
+    stale = tmp_path / f".out.txt.segclr-{atomic._HOST}-{_dead_pid()}-abc.tmp"
+    stale.write_text("left by a killed writer")
+    calls = []
+    real = atomic.clean_stale_temp_files
+    monkeypatch.setattr(atomic, "clean_stale_temp_files", lambda folder: calls.append(folder) or real(folder))
+    atomic.atomic_write_text(tmp_path / "out.txt", "one")
+    assert not stale.exists()
+    assert calls == [tmp_path.resolve()]
+    atomic.atomic_write_text(tmp_path / "other.txt", "two")
+    assert calls == [tmp_path.resolve()]  # once per folder and process
+    assert (tmp_path / "out.txt").read_text() == "one" and (tmp_path / "other.txt").read_text() == "two"
