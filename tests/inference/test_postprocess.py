@@ -137,6 +137,20 @@ def test_retina_mask_ignores_a_text_box_pasted_into_a_training_bscan(training_bs
     assert (after != before).mean() < 0.01
 
 
+def test_export_overlays_drawn_into_training_bscans_stay_outside_the_mask(training_bscans):
+    from segclr.evaluation.overlay_check import overlay_variant
+
+    inside = total = 0
+    for k, (img, ref) in enumerate(training_bscans):
+        drawn, overlay = overlay_variant(img, seed=100 + k)  # text line, corner glyph, framed inset, scale bar
+        retina = retina_mask(drawn)
+        inside += int((overlay & retina).sum())
+        total += int(overlay.sum())
+        fluid = (ref > 0) & ~overlay  # fluid under an overlay cannot be seen any more
+        assert (fluid & retina).sum() >= 0.99 * fluid.sum()
+    assert inside <= 0.01 * total
+
+
 def test_retina_mask_edge_cases():
     assert not retina_mask(np.zeros((40, 50), np.float32)).any()
     assert retina_mask(np.full((40, 50), np.nan, np.float32)).shape == (40, 50)
