@@ -39,6 +39,15 @@ def postprocess_disabled(disabled: bool = True) -> Iterator[None]:
             _POSTPROCESS_ON.reset(token)
 
 
+def pooled_bottleneck(features: torch.Tensor) -> torch.Tensor:
+    """(N, C, h, w) bottleneck feature maps -> (N, C) float64 embeddings on the CPU.
+
+    What :func:`segclr.inference.shift.bottleneck_embeddings` computes from ``net.encode(x)[-1]``,
+    for callers that already ran the encoder.
+    """
+    return features.mean(dim=(-2, -1)).double().cpu()
+
+
 class Predictor:
     """Loads ``model.safetensors`` and segments B-scans: ``predictor(image) -> mask``.
 
@@ -88,7 +97,8 @@ class Predictor:
     def shift_scores(self, images: np.ndarray, spacing_um: tuple[float, float] | None = None) -> np.ndarray | None:
         """(N, H, W) B-scans of one size -> per-B-scan domain-shift score (see :mod:`segclr.inference.shift`).
 
-        None for bundles without stored statistics.
+        None for bundles without stored statistics. To segment as well, :meth:`predict_with_scores`
+        does both with one encoder pass.
         """
         if self.shift_stats is None:
             return None
@@ -121,23 +131,39 @@ class Predictor:
         return self.predict_batch(np.asarray(image)[None], spacing_um)[0]
 
     @torch.inference_mode()
+    def _forward(self, images: np.ndarray, spacing_um: tuple[float, float] | None, embed: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One encoder pass: (N, C, H, W) probabilities on the input grid and, with ``embed``, the
+        (N, C') pooled bottleneck features the shift score is computed from."""
+        x, (wh, ww) = self._network_input(images, spacing_um)
+        h, w = np.asarray(images).shape[-2:]
+        feats = self.net.encode(x)
+        emb = pooled_bottleneck(feats[-1]) if embed else None
+        logits = self.net.decode(feats)[..., :wh, :ww]
+        probs = torch.softmax(logits.float(), dim=1)
+        if (wh, ww) != (h, w):
+            probs = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
+        return probs.cpu(), emb
+
     def probabilities_batch(self, images: np.ndarray, spacing_um: tuple[float, float] | None = None) -> torch.Tensor:
         """(N, H, W) float [0, 1] B-scans of one size and ``spacing_um`` (row, column; None = unknown)
         -> (N, C, H, W) softmax probabilities on the input grid.
 
         Same preprocessing as :meth:`probabilities`, applied to the whole batch at once.
         """
-        x, (wh, ww) = self._network_input(images, spacing_um)
-        h, w = np.asarray(images).shape[-2:]
-        logits = self.net(x)[..., :wh, :ww]
-        probs = torch.softmax(logits.float(), dim=1)
-        if (wh, ww) != (h, w):
-            probs = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
-        return probs.cpu()
+        return self._forward(images, spacing_um, embed=False)[0]
 
     def predict_batch(self, images: np.ndarray, spacing_um: tuple[float, float] | None = None) -> np.ndarray:
         """(N, H, W) B-scans of one size -> (N, H, W) uint8 masks, equal to calling the predictor on each."""
         return self._masks(self.probabilities_batch(images, spacing_um), images, spacing_um)
+
+    def predict_with_scores(self, images: np.ndarray, spacing_um: tuple[float, float] | None = None
+                            ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, H, W) B-scans of one size -> (masks as :meth:`predict_batch`, shift scores as
+        :meth:`shift_scores`), from one encoder pass (the scores are None without stored statistics)."""
+        probs, emb = self._forward(images, spacing_um, embed=self.shift_stats is not None)
+        scores = None if emb is None else shift_scores(emb, self.shift_stats).numpy()
+        return self._masks(probs, images, spacing_um), scores
 
     def _masks(self, probs: torch.Tensor, images: np.ndarray, spacing_um: tuple[float, float] | None) -> np.ndarray:
         """Argmax of (N, C, H, W) probabilities, then the bundle's post-processing (unless turned off)."""

@@ -65,6 +65,16 @@ def segment_volume(predictor: Predictor, volume: Volume | np.ndarray, batch_size
     None, the volume's header; a volume of unknown spacing gets one warning line and the height rule.
     The masks are post-processed as the predictor says (see :class:`Predictor`).
     """
+    return segment_volume_scored(predictor, volume, batch_size, spacing_um, scores=False)[0]
+
+
+def segment_volume_scored(predictor: Predictor, volume: Volume | np.ndarray, batch_size: int = 8,
+                          spacing_um: tuple[float, float] | None = None, scores: bool = True
+                          ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`segment_volume` plus each B-scan's domain-shift score from the same encoder pass.
+
+    The scores are None when ``scores`` is False or the bundle has no shift statistics.
+    """
     vol = volume if isinstance(volume, Volume) else Volume(np.asarray(volume))
     where = vol.path or "volume"
     if min(vol.shape[1:]) < 8:
@@ -76,10 +86,16 @@ def segment_volume(predictor: Predictor, volume: Volume | np.ndarray, batch_size
     images = normalize_intensity(vol.array, where)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    scores = scores and predictor.shift_stats is not None
     out = np.empty(vol.shape, dtype=np.uint8)
+    score = np.empty(vol.shape[0], dtype=np.float64) if scores else None
     for start in range(0, vol.shape[0], batch_size):
-        out[start:start + batch_size] = predictor.predict_batch(images[start:start + batch_size], spacing)
-    return out
+        part = slice(start, start + batch_size)
+        if scores:
+            out[part], score[part] = predictor.predict_with_scores(images[part], spacing)
+        else:
+            out[part] = predictor.predict_batch(images[part], spacing)
+    return out, score
 
 
 def fluid_statistics(mask: np.ndarray, spacing_mm: tuple[float, float, float] | None,
@@ -223,10 +239,16 @@ def _cell(value) -> str:
     return str(value)
 
 
-def shift_columns(predictor: Predictor, images: np.ndarray, spacing_um: tuple[float, float] | None = None) -> dict:
-    """Domain-shift score of a volume (mean over its B-scans) and whether it is flagged."""
-    scores = predictor.shift_scores(images, spacing_um)
-    if scores is None:
+def shift_columns(predictor: Predictor, images: np.ndarray | None = None,
+                  spacing_um: tuple[float, float] | None = None, scores: np.ndarray | None = None) -> dict:
+    """Domain-shift score of a volume (mean over its B-scans) and whether it is flagged.
+
+    ``scores``: the B-scans' scores when already computed (:func:`segment_volume_scored`); else
+    they are computed from ``images`` (one more encoder pass).
+    """
+    if scores is None and images is not None:
+        scores = predictor.shift_scores(images, spacing_um)
+    if scores is None or predictor.shift_threshold is None:
         return {"shift_score": None, "shift_threshold": None, "shift_flag": None}
     score = float(np.mean(scores))
     return {"shift_score": score, "shift_threshold": predictor.shift_threshold,
@@ -239,7 +261,8 @@ def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str 
                     spacing_um: tuple[float, float] | None = None, postprocess: bool = True) -> VolumePrediction:
     """Segment every volume of ``input_path`` into ``output``; write the fluid-volume CSV; see the module doc.
 
-    ``postprocess=False`` writes the raw masks (a given ``predictor`` keeps its own setting).
+    Each volume goes through the encoder once: its masks and its domain-shift score come from the
+    same pass. ``postprocess=False`` writes the raw masks (a given ``predictor`` keeps its own setting).
     """
     input_path, output = Path(input_path), Path(output)
     cases = find_cases(input_path, domain_map)
@@ -267,7 +290,7 @@ def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str 
     for case, target in tqdm(list(zip(cases.cases, targets)), desc="predict", unit="volume", disable=not progress):
         volume = read_volume(case.image)
         spacing = bscan_spacing_um(volume, spacing_um)
-        mask = segment_volume(predictor, volume, batch_size, spacing)
+        mask, scores = segment_volume_scored(predictor, volume, batch_size, spacing)
         if volume.format == "bscans" and not volume_suffix(target):
             from segclr.io.bscans import write_bscan_folder
 
@@ -281,7 +304,7 @@ def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str 
                "format": volume.format, "slices": z, "height": h, "width": w,
                "spacing_z_mm": sp[0], "spacing_y_mm": sp[1], "spacing_x_mm": sp[2]}
         row.update(fluid_statistics(mask, volume.spacing_mm, classes, volume.voxel_mm3))
-        row.update(shift_columns(predictor, normalize_intensity(volume.array, case.image), spacing))
+        row.update(shift_columns(predictor, scores=scores))
         if row.get("shift_flag"):
             tqdm.write(f"warning: {case.case_id} looks unlike the training data (shift score "
                        f"{format_comparison(row['shift_score'], row['shift_threshold'])}); check its segmentation")
