@@ -3,10 +3,11 @@
 A benchmark-style command, not part of CI. For each module of ``[tool.segclr.mutation.*]`` in
 pyproject.toml it
 
-1. snapshots ``src/``, ``tests/``, ``configs/`` and ``pyproject.toml`` into
-   ``build/mutation/<module>/`` (the checkout itself is never mutated, so it can keep changing),
+1. snapshots ``src/``, ``tests/``, ``configs/``, the module's ``copy`` folders and ``pyproject.toml``
+   into ``build/mutation/<module>/`` (the checkout itself is never mutated, so it can keep changing),
 2. writes a ``[tool.mutmut]`` section there that mutates only the module's files and runs only its
-   test files (mutmut then runs, for each mutant, only the tests that call the mutated function),
+   test files, with the module's ``pytest_args`` (mutmut then runs, for each mutant, only the tests
+   that call the mutated function),
 3. runs ``mutmut run`` with one torch/OpenMP thread per worker, and
 4. reads back every mutant's verdict; the score is killed / (killed + survived + timeout + other).
 
@@ -70,7 +71,8 @@ def prepare(name: str, spec: dict) -> tuple[Path, list[str]]:
         shutil.rmtree(work)
     work.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache")
-    for d in ("src", "tests", "configs"):
+    extra = spec.get("copy", [])  # data a module's tests read besides configs/ (e.g. committed cells)
+    for d in ("src", "tests", "configs", *extra):
         shutil.copytree(ROOT / d, work / d, ignore=ignore)
     tests = sorted({t for pattern in spec["tests"] for t in glob.glob(pattern, root_dir=ROOT)})
     missing = [p for p in spec["tests"] if not glob.glob(p, root_dir=ROOT)]
@@ -83,7 +85,7 @@ def prepare(name: str, spec: dict) -> tuple[Path, list[str]]:
 [tool.mutmut]
 source_paths = ["src"]
 only_mutate = {_toml_list(spec["mutate"])}
-also_copy = ["configs"]
+also_copy = {_toml_list(["configs", *extra])}
 pytest_add_cli_args = {_toml_list(["-p", "no:cacheprovider", "-q", *spec.get("pytest_args", [])])}
 pytest_add_cli_args_test_selection = {_toml_list(tests)}
 use_git_change_detection = false
