@@ -429,3 +429,42 @@ def test_rotation_with_scale_is_a_similarity():
     var_y = (wgt * yy**2).sum(dim=(1, 2)) / mass
     torch.testing.assert_close(var_x / var_y, torch.ones(16), rtol=0.03, atol=0)
     torch.testing.assert_close(mass, disc.sum().expand(16) * 1.3**2, rtol=0.03, atol=0)
+
+
+def _with_draws(aug: BatchAugment, **columns: float) -> BatchAugment:
+    """Fix the per-sample uniform draws: every column 0.5, the named ones (e.g. ``_ROT=1.0``) as given."""
+    from segclr.data import augment as module
+
+    def draw(batch, device, generator):
+        u = torch.full((batch, module._NPARAMS), 0.5, device=device)
+        for name, value in columns.items():
+            u[:, getattr(module, name)] = value
+        return u
+
+    aug._draw_params = draw
+    return aug
+
+
+def test_rotation_angle_is_in_degrees_a_full_draw_turns_a_quarter():
+    # rotate_deg=90 and the top draw: exactly a quarter turn, which maps the pixel grid onto itself
+    images, masks = random_batch(b=2, h=48, w=48)
+    out, out_masks = _with_draws(only(rotate_deg=90.0), _ROT=1.0)(images, masks)
+    turned, turned_masks = torch.rot90(images, 1, dims=(-2, -1)), torch.rot90(masks, 1, dims=(-2, -1))
+    torch.testing.assert_close(out, turned, rtol=0, atol=1e-4)
+    assert torch.equal(out_masks, turned_masks)
+    out, out_masks = _with_draws(only(rotate_deg=90.0), _ROT=0.0)(images, masks)  # the bottom draw: -90
+    torch.testing.assert_close(out, torch.rot90(images, -1, dims=(-2, -1)), rtol=0, atol=1e-4)
+    assert torch.equal(out_masks, torch.rot90(masks, -1, dims=(-2, -1)))
+
+
+def test_mask_is_sampled_at_the_same_points_as_the_image():
+    # image = column index / w (a ramp): bilinear sampling returns the source column itself, so the
+    # nearest-neighbour mask of column indices must be that column rounded, at every pixel
+    h, w = 40, 64
+    cols = torch.arange(w).expand(2, h, w)
+    images = (cols.float() / w)[:, None].clone()
+    out, out_masks = only(scale=(1.37, 1.37))(images, cols.clone(), generator=gen())
+    source = out[:, 0] * w
+    assert ((source - source.floor()) - 0.5).abs().min() > 1e-3  # no ties: rounding is unambiguous
+    assert torch.equal(out_masks, source.round().long())
+    assert out_masks.min() > 0 and out_masks.max() < w - 1  # a zoom: every pixel comes from inside
