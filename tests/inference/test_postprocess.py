@@ -237,3 +237,26 @@ def test_help_names_the_flag(capsys):
             main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
         assert "--no-postprocess" in text and "model bundle" in text
+
+
+def test_cli_evaluate_on_volumes_honours_no_postprocess(tiny_bundle, tmp_path):
+    """The volume path builds its own Predictor: --no-postprocess must reach it all the same."""
+    from segclr.io.metaimage import write_metaimage
+    from segclr.io.volumes import Volume
+
+    bundle = _with_postprocess(tiny_bundle, tmp_path, {"min_component_px": 6, "retina_only": True})
+    vol = np.stack([_band_bscan(64, 80, seed) for seed in range(3)])
+    ref = np.zeros(vol.shape, np.uint8)
+    ref[:, 30:36, 31:43] = 1
+    spacing = (0.12, 0.004, 0.011)
+    write_metaimage(tmp_path / "img.mhd", Volume((vol * 255).round().astype(np.uint8), spacing))
+    write_metaimage(tmp_path / "ref.mhd", Volume(ref, spacing))
+    results = {}
+    for name, model, extra in (("pp", bundle, []), ("off", bundle, ["--no-postprocess"]), ("old", tiny_bundle, [])):
+        out = tmp_path / f"{name}.json"
+        assert main(["evaluate", "--checkpoint", str(model), "--images", str(tmp_path / "img.mhd"),
+                     "--masks", str(tmp_path / "ref.mhd"), "--out", str(out), *extra]) == 0
+        results[name] = json.loads(out.read_text())["metric_per_case"]
+    assert results["off"] == results["old"]  # raw masks: as a bundle without post-processing
+    assert results["pp"] != results["off"]
+    assert Predictor(bundle).applied_postprocess is not None  # the switch does not outlive the command
