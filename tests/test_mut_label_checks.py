@@ -3,9 +3,16 @@
 The mask reader, the datamodule and the evaluator each refuse it (with the file or volume named),
 and accept the largest valid label, num_classes - 1. The evaluator checks the *reference* masks,
 not only the predictions.
+
+Below that, the rest of the functions that hold those checks, as mutation testing found them
+untested (``make mutation MODULES=labels``): the messages, the evaluator's mask lookup, spacing,
+post-processing record and summary file, and which volumes the datamodule's setup takes for each
+stream (role, target_patients, val_patients, padding, the spacing reference).
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -136,3 +143,273 @@ def test_evaluate_folder_refuses_a_reference_label_equal_to_num_classes(tmp_path
     write_mask(masks / "b.png", ok)
     with pytest.raises(InputError, match=r"b\.png: mask values \[3\] are outside the labels 0\.\.2"):
         evaluate_folder(three_class_bundle, images, masks, progress=False)
+
+
+# ------------------------------------------------------------------------- messages at the edges
+def test_read_mask_lists_at_most_five_bad_values(tmp_path):
+    arr = np.zeros((8, 8), np.uint8)
+    arr[0, :7] = [3, 4, 5, 6, 7, 8, 9]  # seven labels outside 0..2
+    _png(tmp_path / "m.png", arr)
+    with pytest.raises(InputError, match=r"m\.png: mask values \[3, 4, 5, 6, 7\] are outside the labels 0\.\.2$"):
+        read_mask(tmp_path / "m.png", 3)
+
+
+def test_check_labels_messages_and_value_paths():
+    allowed = [0, 1, 2]
+    # without a name or a path the volume is called "label volume"
+    with pytest.raises(InputError, match=r"^label volume: label values \[5\] are not among the labels \[0, 1, 2\]$"):
+        check_labels(Volume(np.array([[[0, 5]]], np.uint8)), allowed)
+    with pytest.raises(InputError, match=r"^r\.mhd: label values \[3, 4, 5, 6, 7\] are not among"):
+        check_labels(Volume(np.arange(9, dtype=np.uint8).reshape(1, 1, 9)), allowed, "r.mhd")
+    with pytest.raises(InputError, match=r"^s\.mhd: label volume has unsupported data type <U1$"):
+        check_labels(Volume(np.array([[["a"]]])), allowed, "s.mhd")
+    # negative labels (signed arrays) are reported, not crashed on
+    with pytest.raises(InputError, match=r"^n\.mhd: label values \[-2, -1\] are not among the labels \[0, 1, 2\]$"):
+        check_labels(Volume(np.array([[[0, -1, -2, 1]]], np.int16)), allowed, "n.mhd")
+    # labels above the bincount range are found too
+    with pytest.raises(InputError, match=r"^b\.mhd: label values \[70000\]"):
+        check_labels(Volume(np.array([[[0, 70000, 2]]], np.int32)), allowed, "b.mhd")
+    assert check_labels(Volume(np.array([[[0, 1]]], bool)), [0, 1]).tolist() == [[[0, 1]]]
+    empty = check_labels(Volume(np.zeros((1, 0, 4), np.uint8)), allowed)
+    assert empty.shape == (1, 0, 4) and empty.dtype == np.int64
+
+
+# ----------------------------------------------------------------------- evaluate_folder, fully
+class _SpyPredictor:
+    """Wraps the real Predictor and records the spacing each B-scan is predicted at."""
+
+    calls: list = []
+
+    def __new__(cls, checkpoint, **kwargs):
+        from segclr.inference.predict import Predictor
+
+        class Spy(Predictor):
+            def __call__(self, image, spacing_um=None):
+                _SpyPredictor.calls.append(spacing_um)
+                return super().__call__(image, spacing_um)
+
+        return Spy(checkpoint, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def spacing_aware_bundle(tmp_path_factory):
+    torch.manual_seed(0)
+    meta = {
+        "model": {"num_classes": 3, "base_channels": 4, "depth": 2, "norm": "batch", "dropout": 0.0},
+        "preprocess": {"input_height": 32, "pad_multiple": 4, "target_spacing_um": [4.0, 12.0]},
+        "classes": ["background", "IRF", "SRF"],
+        "training": {"mode": "supervised", "labeled_domain": "spectralis", "unlabeled_domains": [],
+                     "steps": 0, "seed": 0, "segclr_version": "test"},
+    }
+    path = tmp_path_factory.mktemp("bundle") / "model.safetensors"
+    save_bundle(path, UNet(1, 3, 4, 2, "batch").eval().state_dict(), meta)
+    return path
+
+
+def _folders(tmp_path, names=("a.png", "b.png"), mask_names=None):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir(parents=True, exist_ok=True)
+    masks.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in names:
+        _png(images / name, (rng.random((32, 40)) * 255).astype(np.uint8))
+    for name in (names if mask_names is None else mask_names):
+        mask = np.zeros((32, 40), np.uint8)
+        mask[2:2 + len(name), 4:8] = 1  # n_ref of class 1 tells the masks apart: 4 * len(name)
+        _png(masks / name, mask)
+    return images, masks
+
+
+def test_evaluate_folder_finds_masks_by_name_then_by_stem(tmp_path, three_class_bundle):
+    images, masks = _folders(tmp_path, names=("a.png", "bb.tif"), mask_names=("a.png", "bb.png"))
+    summary = evaluate_folder(three_class_bundle, images, masks, progress=False)
+    n_ref = {c["reference_file"]: c["metrics"]["1"]["n_ref"] for c in summary["metric_per_case"]}
+    assert n_ref == {"a.png": 4 * 5, "bb.tif": 4 * 6}
+    assert summary["checkpoint"] == str(three_class_bundle)
+
+
+def test_evaluate_folder_records_the_post_processing_it_applied(tmp_path, three_class_bundle):
+    from segclr.io.bundle import load_bundle
+
+    images, masks = _folders(tmp_path)
+    assert evaluate_folder(three_class_bundle, images, masks, progress=False)["postprocess"] is None  # none stored
+    state, meta = load_bundle(three_class_bundle)
+    meta["postprocess"] = {"min_component_px": 3, "retina_only": False}
+    with_pp = tmp_path / "pp.safetensors"
+    save_bundle(with_pp, state, meta)
+    applied = {"min_component_px": 3, "retina_only": False}
+    assert evaluate_folder(with_pp, images, masks, progress=False)["postprocess"] == applied
+    assert evaluate_folder(with_pp, images, masks, progress=False, postprocess=True)["postprocess"] == applied
+    assert evaluate_folder(with_pp, images, masks, progress=False, postprocess=False)["postprocess"] is None
+
+
+def test_evaluate_folder_refusals_name_the_file(tmp_path, three_class_bundle):
+    images, masks = _folders(tmp_path, mask_names=())
+    with pytest.raises(InputError, match=rf"^{tmp_path / 'nowhere'}: mask folder not found$"):
+        evaluate_folder(three_class_bundle, images, tmp_path / "nowhere", progress=False)
+    # an empty mask folder: every image's mask is missing (not "no B-scans in this folder")
+    with pytest.raises(InputError, match=rf"^{masks / 'a.png'}: mask missing for image a\.png \(2 missing\)$"):
+        evaluate_folder(three_class_bundle, images, masks, progress=False)
+    _png(masks / "a.png", np.zeros((32, 40), np.uint8))
+    with pytest.raises(InputError, match=rf"^{masks / 'b.png'}: mask missing for image b\.png \(1 missing\)$"):
+        evaluate_folder(three_class_bundle, images, masks, progress=False)
+    _png(masks / "b.png", np.zeros((32, 48), np.uint8))
+    with pytest.raises(InputError, match=rf"^{masks / 'b.png'}: mask shape \(32, 48\) differs from image shape "
+                                         rf"\(32, 40\)$"):
+        evaluate_folder(three_class_bundle, images, masks, progress=False)
+
+
+def test_evaluate_folder_writes_its_summary_and_shows_progress_by_default(tmp_path, three_class_bundle, capsys):
+    images, masks = _folders(tmp_path)
+    out = tmp_path / "out" / "summary.json"
+    summary = evaluate_folder(three_class_bundle, images, masks, out=out)
+    assert out.read_text() == json.dumps(summary, indent=2)
+    assert "evaluate" in capsys.readouterr().err  # the progress bar
+    evaluate_folder(three_class_bundle, images, masks, progress=True)
+    assert "evaluate" in capsys.readouterr().err
+    evaluate_folder(three_class_bundle, images, masks, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_evaluate_folder_predicts_at_the_given_spacing(tmp_path, spacing_aware_bundle, monkeypatch, capsys):
+    import segclr.evaluation.evaluate as evaluate
+
+    monkeypatch.setattr(evaluate, "Predictor", _SpyPredictor)
+    images, masks = _folders(tmp_path)
+    _SpyPredictor.calls = []
+    evaluate_folder(spacing_aware_bundle, images, masks, progress=False, spacing_um=(3.0, 11.0))
+    assert _SpyPredictor.calls == [(3.0, 11.0), (3.0, 11.0)]
+    assert capsys.readouterr().out == ""  # the spacing is known: no warning
+    # a volume.json sidecar gives the spacing (z, y, x mm) when none is given
+    (images / "volume.json").write_text(json.dumps({"spacing_mm": [0.1, 0.005, 0.01]}))
+    _SpyPredictor.calls = []
+    evaluate_folder(spacing_aware_bundle, images, masks, progress=False)
+    assert _SpyPredictor.calls == [pytest.approx((5.0, 10.0))] * 2
+    assert capsys.readouterr().out == ""
+    # unknown spacing: the height rule, and one warning line naming the folder
+    (images / "volume.json").unlink()
+    _SpyPredictor.calls = []
+    evaluate_folder(spacing_aware_bundle, images, masks, progress=False)
+    assert _SpyPredictor.calls == [None, None]
+    out = capsys.readouterr().out
+    assert out.startswith(f"warning: {images}: pixel spacing unknown; resized to 32 rows") and out.count("\n") == 1
+
+
+# ------------------------------------------------------------------ the datamodule's setup, per role
+SRC, TGT = "spectralis", "cirrus_like"
+
+
+def _vol(domain, patient, slices=3, labeled=True, spacing=(4.0, 12.0), h=64, w=48):
+    rng = np.random.default_rng(patient)
+    masks = [np.zeros((h, w), np.int64) for _ in range(slices)]
+    masks[0][5:9, 5:9] = 1
+    images = [rng.random((h, w)).astype(np.float32) for _ in range(slices)]
+    return SliceVolume(domain, patient, images, masks, names=[f"{domain}{patient}#{k}" for k in range(slices)],
+                       labeled=labeled, spacing_um=spacing)
+
+
+class _RoleBank(DomainBank):
+    """Different volumes for every (domain, role); an unknown pair raises KeyError like a dataset file's bank."""
+
+    def __init__(self, layout: dict) -> None:
+        super().__init__(simulation_seed=0)
+        self.external = True
+        self.layout = layout
+
+    def volumes(self, name: str, role: str):
+        return self.layout[(name, role)]
+
+
+def _layout(changes: dict | None = None) -> dict:
+    """(domain, role) -> volumes; ``changes`` replaces entries (None removes one)."""
+    layout = {(SRC, "source_train"): [_vol(SRC, p) for p in (1, 2, 3)],
+              (TGT, "target_train"): [_vol(TGT, p, labeled=False, spacing=(2.0, 6.0)) for p in (6, 7, 8)],
+              (TGT, "source_train"): [_vol(TGT, p, spacing=(2.0, 6.0)) for p in (1, 2, 3)]}
+    layout.update(changes or {})
+    return {k: v for k, v in layout.items() if v is not None}
+
+
+def _patients(vols):
+    return [(v.domain, v.patient) for v in vols]
+
+
+def test_setup_takes_each_stream_from_its_role(make_config):
+    cfg = make_config(objective={"mode": "segclr_uda"}, data={"target_patients": 2})
+    dm = SegCLRDataModule(cfg, bank=_RoleBank(_layout()))
+    dm.setup()
+    assert _patients(dm._labeled) == [(SRC, 1), (SRC, 2), (SRC, 3)]
+    assert {d: _patients(v) for d, v in dm._unlabeled.items()} == {
+        SRC: [(SRC, 1), (SRC, 2), (SRC, 3)],   # the source's training patients, all of them
+        TGT: [(TGT, 6), (TGT, 7)]}             # data.target_patients of the target's
+    assert dm.prep.target_spacing_um == (4.0, 12.0)  # the source's spacing sets the working grid
+    for v in [*dm._labeled, *dm._unlabeled[SRC], *dm._unlabeled[TGT]]:
+        # at working resolution and at least one crop wide: 48 columns of 12 um, 64 rows of 4 um ...
+        assert v.images.shape[0] == 3 and v.images.shape[1] == 1 and v.masks.shape == v.images[:, 0].shape
+    assert tuple(dm._unlabeled[SRC][0].images.shape[-2:]) == (64, 48)
+    # ... and a target B-scan of 2 x 6 um pixels is resized to the source's grid (32 x 24), then
+    # zero-padded on the right to the 32-pixel crop
+    target = dm._unlabeled[TGT][0].images
+    assert tuple(target.shape[-2:]) == (32, 32)
+    assert target[..., 24:].abs().max() == 0 and target[..., :24].abs().min() > 0
+    assert dm.val_volumes == []
+    dm.setup()  # a second call (Lightning calls it per stage) changes nothing
+    assert len(dm._labeled) == 3 and len(dm._unlabeled[TGT]) == 2
+
+
+def test_supervised_setup_twice_keeps_one_copy(make_config):
+    dm = SegCLRDataModule(make_config(objective={"mode": "supervised"}), bank=_RoleBank(_layout()))
+    dm.setup()
+    dm.setup()
+    assert _patients(dm._labeled) == [(SRC, 1), (SRC, 2), (SRC, 3)] and dm._unlabeled == {}
+
+
+def test_multi_domain_setup_trains_on_both_labeled_sets(make_config):
+    layout = _layout({(TGT, "target_train"): [_vol(TGT, p, spacing=(2.0, 6.0)) for p in (6, 7, 8)]})
+    dm = SegCLRDataModule(make_config(objective={"mode": "multi_domain"}), bank=_RoleBank(layout))
+    dm.setup()
+    assert _patients(dm._labeled) == [(SRC, 1), (SRC, 2), (SRC, 3), (TGT, 6), (TGT, 7), (TGT, 8)]
+
+
+def test_validation_patients_are_held_out_at_working_resolution(make_config):
+    cfg = make_config(objective={"mode": "segclr_uda"}, data={"val_patients": [2]})
+    dm = SegCLRDataModule(cfg, bank=_RoleBank(_layout()))
+    dm.setup()
+    assert _patients(dm.val_volumes) == [(SRC, 2)]
+    assert tuple(dm.val_volumes[0].images.shape) == (3, 1, 64, 48) and dm.val_volumes[0].masks.sum() == 16
+    assert _patients(dm._labeled) == [(SRC, 1), (SRC, 3)]
+    assert _patients(dm._unlabeled[SRC]) == [(SRC, 1), (SRC, 3)]
+
+
+def test_without_source_volumes_the_labeled_then_the_unlabeled_set_the_grid(make_config):
+    # upper bound on the embedded benchmark: the target rendering of source patients; no source domain
+    no_source = _layout({(SRC, "source_train"): None})
+    dm = SegCLRDataModule(make_config(objective={"mode": "upper_bound"}), bank=_RoleBank(no_source))
+    dm.setup()
+    assert _patients(dm._labeled) == [(TGT, 1), (TGT, 2), (TGT, 3)]
+    assert dm.prep.target_spacing_um == (2.0, 6.0)
+    # self-supervised pretraining with an empty source domain: the target's unlabeled volumes
+    empty_source = _layout({(SRC, "source_train"): []})
+    dm = SegCLRDataModule(make_config(objective={"mode": "ssl_pretrain"}), bank=_RoleBank(empty_source))
+    dm.setup()
+    assert dm._labeled == [] and _patients(dm._unlabeled[TGT]) == [(TGT, 6), (TGT, 7), (TGT, 8)]
+    assert dm.prep.target_spacing_um == (2.0, 6.0)
+
+
+def test_a_labeled_role_volume_without_labels_is_named(make_config):
+    layout = _layout({(SRC, "source_train"): [
+        _vol(SRC, 1), _vol(SRC, 4, slices=1, labeled=False), _vol(SRC, 5, slices=1, labeled=False)]})
+    dm = SegCLRDataModule(make_config(objective={"mode": "supervised"}), bank=_RoleBank(layout))
+    with pytest.raises(InputError, match=r"^spectralis4: domain spectralis role source_train trains with labels, "
+                                         r"but this volume has none$"):
+        dm.setup()
+    assert dm._labeled == [] and dm._unlabeled == {}  # nothing half set up
+
+
+def test_a_single_bscan_volume_with_a_label_too_high_is_named(make_config):
+    vol = _vol(SRC, 4, slices=1)
+    vol.masks[0][0, 0] = 2
+    layout = _layout({(SRC, "source_train"): [_vol(SRC, 1), vol]})
+    dm = SegCLRDataModule(make_config(objective={"mode": "supervised"}, model={"num_classes": 2}),
+                          bank=_RoleBank(layout))
+    with pytest.raises(InputError, match=r"^spectralis4: label 2 but model\.num_classes is 2 \(RETOUCH needs 4\)$"):
+        dm.setup()
