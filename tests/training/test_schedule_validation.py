@@ -106,3 +106,15 @@ def test_fit_writes_the_validation_curve(make_config, bank, tmp_path):
     rows = list(csv.DictReader((tmp_path / "run" / "val_curve.csv").open()))
     assert [int(r["step"]) for r in rows] == [2, 4]
     assert all(0.0 <= float(r["dice_pooled"]) <= 1.0 or math.isnan(float(r["dice_pooled"])) for r in rows)
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_warned_about():
+    from segclr.training.trainer import bf16_cpu_note, cpu_has_native_bf16
+
+    avx2 = "processor : 0\nflags : fpu sse avx2 fma\n"
+    amx = "processor : 0\nflags : fpu avx2 avx512f avx512_bf16 amx_bf16\n"
+    assert not cpu_has_native_bf16(avx2) and cpu_has_native_bf16(amx)
+    assert "several times slower" in bf16_cpu_note("bf16-mixed", "cpu", avx2)
+    assert bf16_cpu_note("bf16-mixed", "cpu", amx) is None
+    assert bf16_cpu_note("32-true", "cpu", avx2) is None
+    assert bf16_cpu_note("bf16-mixed", "gpu", avx2) is None
