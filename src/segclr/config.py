@@ -177,10 +177,11 @@ class TrainerConfig:
 class PostprocessConfig:
     # Applied to every predicted mask by predict/evaluate (stored in the model bundle; the CLI's
     # --no-postprocess turns it off). Fluid components smaller than this many pixels at the
-    # working resolution are removed; 0 keeps all.
-    min_component_px: int = 0
+    # working resolution are removed; 0 keeps all. Both defaults were chosen on the validation
+    # split (benchmarks/postprocess_search.py, docs/quality.md).
+    min_component_px: int = 20
     # Remove fluid outside the retina (a tissue mask estimated from the image itself).
-    retina_only: bool = False
+    retina_only: bool = True
 
 
 @dataclass

@@ -164,24 +164,27 @@ def comparisons(spec: dict, methods: list[str]) -> list[tuple[str, str]]:
     return []
 
 
-def _paired_section(cases: list[dict], target: str, pairs: list[tuple[str, str]]) -> str:
+def _paired_section(cases: list[dict], target: str, pairs: list[tuple[str, str]], domain: str | None = None) -> str:
+    """Paired comparisons on ``domain`` (default: the target domain itself)."""
+    domain = domain or target
     seed_lines = ["| comparison | seeds | mean diff | 95 % t interval | 95 % bootstrap CI | wins/losses | sign p | "
                   "Wilcoxon p |", "|---|---|---|---|---|---|---|---|"]
     scan_lines = ["| comparison | pairs | mean diff | median diff | wins/losses | Wilcoxon p |",
                   "|---|---|---|---|---|---|"]
     for a, b in pairs:
-        t = seed_level_test(cases, target, a, b, target)
+        t = seed_level_test(cases, target, a, b, domain)
         if t:
             one = t["n_seeds"] < 2
             ci = "n/a (1 seed)" if one else f"[{t['ci_low']:+.3f}, {t['ci_high']:+.3f}]"
             ti = "n/a (1 seed)" if one else f"[{t['t_low']:+.3f}, {t['t_high']:+.3f}]"
             seed_lines.append(f"| {a} − {b} | {t['n_seeds']} | {t['mean_diff']:+.3f} | {ti} | {ci} | "
                               f"{t['wins']}/{t['losses']} | {fmt_p(t['sign_p'])} | {fmt_p(t['wilcoxon_p'])} |")
-        s = paired_test(cases, target, a, b, target)
+        s = paired_test(cases, target, a, b, domain)
         if s:
             scan_lines.append(f"| {a} − {b} | {s['n']} | {s['mean_diff']:+.3f} | {s['median_diff']:+.3f} | "
                               f"{s['wins']}/{s['losses']} | {fmt_p(s['p'])} |")
-    return ("\n### Paired comparison on the target domain (primary: over seeds)\n\nPer seed, each method's "
+    where = "the target domain" if domain == target else f"`{domain}`"
+    return (f"\n### Paired comparison on {where} (primary: over seeds)\n\nPer seed, each method's "
             "mean Dice over the test B-scans whose reference has fluid; the per-seed differences (first minus "
             "second: positive favours the first) over the seeds both methods ran, with a 95 % Student-t "
             "interval, a 95 % percentile bootstrap interval (with 3-5 seeds it is about [min, max] of the "
@@ -244,7 +247,9 @@ def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Pat
         parts.append(_false_positive_section(cases, target, methods, domains))
         pairs = comparisons(spec, methods)
         if pairs:
-            parts.append(_paired_section(cases, target, pairs))
+            validation = spec.get("evaluate_on") == "validation"
+            source = ((spec.get("base") or {}).get("data") or {}).get("source_domain", "spectralis")
+            parts.append(_paired_section(cases, target, pairs, source if validation else None))
     report = out_dir / "RESULTS.md"
     atomic_write_text(report, "\n".join(p for p in parts if p))
     return report
