@@ -2,11 +2,11 @@
 
 Reads the cell records of the final grid (``--cells``, scored on test patients 9-10 of the source
 domain) and, for time to accuracy, the recipe search's validation curves (``--search-runs``, the
-``val_curve.csv`` of each run) and cell records (``--search-cells``, their training seconds). Prints
+``val_curve.csv`` of each run, copied next to the cells as ``val_curves/<method>__<target>__seed<k>.csv``) and cell records (``--search-cells``, their training seconds). Prints
 and writes ``QUALITY.md`` to ``--out``. Nothing is chosen here: the recipe was fixed on validation.
 
     python benchmarks/quality_report.py --cells docs/results/quality_cpu/cells \
-        --search-cells docs/results/quality_search/cells --search-runs runs/quality_search/runs \
+        --search-cells docs/results/quality_search/cells --search-curves docs/results/quality_search/val_curves \
         --out docs/results/quality_cpu
 """
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cells", type=Path, default=Path("docs/results/quality_cpu/cells"))
     ap.add_argument("--search-cells", type=Path, default=Path("docs/results/quality_search/cells"))
-    ap.add_argument("--search-runs", type=Path, default=Path("runs/quality_search/runs"))
+    ap.add_argument("--search-curves", type=Path, default=Path("docs/results/quality_search/val_curves"))
     ap.add_argument("--domain", default="spectralis")
     ap.add_argument("--recipe", default="recipe", help="the row the targets are checked on")
     ap.add_argument("--out", type=Path, default=Path("docs/results/quality_cpu"))
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             met = v >= goal if higher else v <= goal
             lines.append(f"| {label} | {'>=' if higher else '<='} {goal:g} | {v:.3f} | "
                          f"{'met' if met else '**missed**'} | {v - goal:+.3f} |")
-    curves = sorted(args.search_runs.glob("*/*/*/train/val_curve.csv"))
+    curves = sorted(args.search_curves.glob("*.csv"))
     if curves:
         lines += ["", "## Time to accuracy (validation split, recipe search runs)", "",
                   "Minutes of training until the validation pooled Dice (held-out Spectralis patient 5) first "
@@ -101,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                   "during some runs, so these are upper bounds).", "",
                   "| run | seconds per step | to 0.65 | to 0.72 | final validation pooled Dice |", "|---|---|---|---|---|"]
         for path in curves:
-            method, _, seed_dir = path.parts[-5:-2]
-            seed = int(seed_dir.split("-")[0].removeprefix("seed"))
-            cell = args.search_cells / f"{method}__{path.parts[-4]}__seed{seed}.json"
+            method, target, seed_name = path.stem.split("__")
+            seed = int(seed_name.removeprefix("seed"))
+            cell = args.search_cells / f"{method}__{target}__seed{seed}.json"
             if not cell.is_file():
                 continue
             rec = json.loads(cell.read_text())
