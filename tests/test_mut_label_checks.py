@@ -115,10 +115,15 @@ def test_datamodule_refuses_a_label_equal_to_num_classes(make_config, num_classe
 # ----------------------------------------------------------------------------------- evaluate_folder
 @pytest.fixture(scope="module")
 def three_class_bundle(tmp_path_factory):
+    return _three_class_bundle(tmp_path_factory, {"input_height": 32, "pad_multiple": 4})
+
+
+def _three_class_bundle(tmp_path_factory, preprocess: dict):
+    """An untrained 3-class UNet bundle (base 4, depth 2) with the given preprocessing."""
     torch.manual_seed(0)
     meta = {
         "model": {"num_classes": 3, "base_channels": 4, "depth": 2, "norm": "batch", "dropout": 0.0},
-        "preprocess": {"input_height": 32, "pad_multiple": 4},
+        "preprocess": preprocess,
         "classes": ["background", "IRF", "SRF"],
         "training": {"mode": "supervised", "labeled_domain": "spectralis", "unlabeled_domains": [],
                      "steps": 0, "seed": 0, "segclr_version": "test"},
@@ -193,17 +198,8 @@ class _SpyPredictor:
 
 @pytest.fixture(scope="module")
 def spacing_aware_bundle(tmp_path_factory):
-    torch.manual_seed(0)
-    meta = {
-        "model": {"num_classes": 3, "base_channels": 4, "depth": 2, "norm": "batch", "dropout": 0.0},
-        "preprocess": {"input_height": 32, "pad_multiple": 4, "target_spacing_um": [4.0, 12.0]},
-        "classes": ["background", "IRF", "SRF"],
-        "training": {"mode": "supervised", "labeled_domain": "spectralis", "unlabeled_domains": [],
-                     "steps": 0, "seed": 0, "segclr_version": "test"},
-    }
-    path = tmp_path_factory.mktemp("bundle") / "model.safetensors"
-    save_bundle(path, UNet(1, 3, 4, 2, "batch").eval().state_dict(), meta)
-    return path
+    return _three_class_bundle(tmp_path_factory, {"input_height": 32, "pad_multiple": 4,
+                                                  "target_spacing_um": [4.0, 12.0]})
 
 
 def _folders(tmp_path, names=("a.png", "b.png"), mask_names=None):
