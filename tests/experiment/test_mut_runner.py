@@ -104,7 +104,7 @@ def test_two_stage_cell_finetunes_from_the_pretrain_placeholder():
 
 # ----------------------------------------------------------------------------------------- hashing
 def test_keys_added_at_their_neutral_value_stay_out_of_the_hash():
-    values = _hashed(RunConfig())
+    values = _hashed(runner.stored_config({}))  # every added key at its neutral value
     for section, neutral in runner.ADDED_KEYS.items():
         for key in neutral:
             assert key not in values.get(section, {}), f"{section}.{key}"
@@ -115,6 +115,8 @@ def test_keys_added_at_their_neutral_value_stay_out_of_the_hash():
     changed = _hashed(from_dict({"trainer": {"schedule": "poly", "warmup_steps": 5}}))
     assert changed["trainer"]["schedule"] == "poly" and changed["trainer"]["warmup_steps"] == 5
     assert "val_every_n_steps" not in changed["trainer"]
+    # today's post-processing defaults are not the neutral values, so they are hashed
+    assert _hashed(RunConfig())["postprocess"] == {"min_component_px": 20, "retina_only": True}
 
 
 def test_there_are_committed_cells_to_check():
@@ -124,8 +126,8 @@ def test_there_are_committed_cells_to_check():
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: f"{p.parent.parent.name}/{p.stem}")
 def test_committed_cells_keep_their_hash(path):
     record = json.loads(path.read_text())
-    cfg = from_dict(record["config"])
-    pretrain = from_dict(record["pretrain"]) if record.get("pretrain") else None
+    cfg = runner.stored_config(record["config"])
+    pretrain = runner.stored_config(record["pretrain"]) if record.get("pretrain") else None
     assert config_hash(cfg, pretrain) == record["config_hash"], (
         f"{path}: the hash of its stored config changed; every committed cell would retrain "
         f"(a new config key needs an entry in runner.ADDED_KEYS)")

@@ -28,6 +28,7 @@ re-run skips finished cells and resumes an unfinished training from its last che
 
 from __future__ import annotations
 
+import copy
 import csv
 import fnmatch
 import hashlib
@@ -147,6 +148,20 @@ ADDED_KEYS = {
     "trainer": {"schedule": "cosine", "warmup_steps": 0, "val_every_n_steps": 0},
     "postprocess": {"min_component_px": 0, "retina_only": False},
 }
+
+
+def stored_config(values: dict) -> RunConfig:
+    """A committed cell's stored config as a RunConfig.
+
+    Keys added after the cell was written take the value that reproduces the behaviour of that time
+    (``ADDED_KEYS``), not today's default: a cell stored before post-processing existed ran without it.
+    """
+    values = copy.deepcopy(values)
+    for section, neutral in ADDED_KEYS.items():
+        part = values.setdefault(section, {})
+        for key, value in neutral.items():
+            part.setdefault(key, copy.deepcopy(value))
+    return from_dict(values)
 
 
 def _hashed(cfg: RunConfig) -> dict:
