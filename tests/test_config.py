@@ -332,3 +332,39 @@ def test_svdna_edges():
         assert from_dict({"svdna": {"prob": prob}}).svdna.prob == prob
     for prob in (-0.01, 1.01):
         _rejects({"svdna": {"prob": prob}}, "svdna.prob", f"got {prob}")
+
+
+# ------------------------------------------------------------- keys of the quality recipe (mutation gaps)
+@pytest.mark.parametrize("key, value", [("trainer.warmup_steps", -1), ("trainer.val_every_n_steps", -1),
+                                        ("postprocess.min_component_px", -1)])
+def test_recipe_counts_must_not_be_negative(key, value):
+    section, name = key.split(".")
+    with pytest.raises(ConfigError, match=rf"^config key '{re.escape(key)}': must be >= 0, got -1$"):
+        from_dict({section: {name: value}})
+    assert getattr(getattr(from_dict({section: {name: 0}}), section), name) == 0
+
+
+def test_schedule_and_warmup_edges():
+    with pytest.raises(ConfigError, match=r"^config key 'trainer\.schedule': 'step' is not one of cosine, poly, constant$"):
+        from_dict({"trainer": {"schedule": "step"}})
+    assert from_dict({"trainer": {"max_steps": 5, "warmup_steps": 4}}).trainer.warmup_steps == 4
+    with pytest.raises(ConfigError, match=r"^config key 'trainer\.warmup_steps': 5 must be below trainer\.max_steps \(5\)$"):
+        from_dict({"trainer": {"max_steps": 5, "warmup_steps": 5}})
+    with pytest.raises(ConfigError, match=r"trainer\.warmup_steps.*\(1\)"):
+        from_dict({"trainer": {"max_steps": 1, "warmup_steps": 1}})
+
+
+def test_overlay_probability_edges():
+    assert from_dict({"augment": {"overlay_prob": 1.0}}).augment.overlay_prob == 1.0
+    assert from_dict({"augment": {"overlay_prob": 0.0}}).augment.overlay_prob == 0.0
+    for bad in (1.01, -0.01, 2.0):
+        with pytest.raises(ConfigError, match=r"^config key 'augment\.overlay_prob': must lie in \[0, 1\], got "):
+            from_dict({"augment": {"overlay_prob": bad}})
+
+
+def test_validation_curve_needs_a_validation_split():
+    with pytest.raises(ConfigError, match=r"^config key 'trainer\.val_every_n_steps': needs a validation split "
+                                          r"\(data\.val_patients\)$"):
+        from_dict({"trainer": {"val_every_n_steps": 5}})
+    cfg = from_dict({"trainer": {"val_every_n_steps": 5}, "data": {"val_patients": [5]}})
+    assert cfg.trainer.val_every_n_steps == 5 and cfg.data.val_patients == [5]
