@@ -288,12 +288,10 @@ def _cmd_evaluate(args) -> int:
         print(format_dataset_summary(summary))
     elif args.checkpoint is not None and args.images is not None and is_volume_input(args.images):
         from segclr.evaluation.volume_metrics import evaluate_checkpoint_on_volumes, format_volume_summary
-        from segclr.inference.predict import postprocess_disabled
 
-        with postprocess_disabled(not args.postprocess):  # it builds its own Predictor
-            summary = evaluate_checkpoint_on_volumes(args.checkpoint, args.images, args.masks, args.out,
-                                                     batch_size=args.batch_size, progress=_bars(),
-                                                     spacing_um=args.spacing)
+        summary = evaluate_checkpoint_on_volumes(args.checkpoint, args.images, args.masks, args.out,
+                                                 batch_size=args.batch_size, progress=_bars(),
+                                                 spacing_um=args.spacing, postprocess=args.postprocess)
         print(format_volume_summary(summary))
     elif args.checkpoint is not None and args.images is not None:
         from segclr.evaluation.evaluate import evaluate_folder, format_summary

@@ -11,7 +11,7 @@ import torch
 from segclr.cli import main
 from segclr.data.domains import load_spectralis
 from segclr.inference.postprocess import apply_postprocess, remove_small_components, retina_mask
-from segclr.inference.predict import Predictor, postprocess_disabled
+from segclr.inference.predict import Predictor
 from segclr.io.bundle import load_bundle, save_bundle
 from segclr.io.images import read_mask, write_mask
 
@@ -189,9 +189,7 @@ def test_bundle_postprocess_changes_the_prediction_and_can_be_turned_off(tiny_bu
     assert off.applied_postprocess is None and np.array_equal(off(img), raw)
     p.postprocess = False
     assert np.array_equal(p(img), raw)
-    with postprocess_disabled():
-        assert Predictor(bundle).applied_postprocess is None
-    assert Predictor(bundle).applied_postprocess == params
+    assert Predictor(bundle).applied_postprocess == params  # a fresh predictor: the bundle's settings again
 
 
 def test_cli_predict_and_evaluate_apply_the_bundle_postprocess_unless_told_not_to(tiny_bundle, tmp_path, capsys):

@@ -263,11 +263,13 @@ def evaluate_volume_folders(pred_path: str | Path, ref_path: str | Path, out: st
 
 def evaluate_checkpoint_on_volumes(checkpoint: str | Path, images: str | Path, masks: str | Path | None = None,
                                    out: str | Path | None = None, batch_size: int = 8,
-                                   progress: bool = True, spacing_um: tuple[float, float] | None = None) -> dict:
+                                   progress: bool = True, spacing_um: tuple[float, float] | None = None,
+                                   postprocess: bool = True) -> dict:
     """Predict every volume of ``images`` in memory and score it against its reference.
 
     Each volume is segmented at its own B-scan spacing (``spacing_um`` overrides the headers) and
-    scored on its own grid.
+    scored on its own grid. The masks are post-processed as the bundle says unless ``postprocess``
+    is False.
 
     References come from ``masks`` when given, else from the dataset itself (RETOUCH
     ``reference.mhd``, nnU-Net ``labelsTr``). Labels are the model's classes.
@@ -275,7 +277,7 @@ def evaluate_checkpoint_on_volumes(checkpoint: str | Path, images: str | Path, m
     from segclr.inference.predict import Predictor
     from segclr.inference.volumes import segment_volume
 
-    predictor = Predictor(checkpoint)
+    predictor = Predictor(checkpoint, postprocess=postprocess)
     image_set = find_cases(images)
     ref_set = find_cases(masks) if masks is not None else image_set
     refs = ref_set.by_id()

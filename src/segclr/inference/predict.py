@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -14,38 +11,11 @@ from tqdm import tqdm
 
 from segclr.data.preprocess import Preprocessing, check_spacing, pad_to_multiple, resize_image
 from segclr.inference.postprocess import apply_postprocess, is_active, normalize_params
-from segclr.inference.shift import bottleneck_embeddings, shift_scores, split_bundle_tensors
+from segclr.inference.shift import bottleneck_embeddings, pooled_bottleneck, shift_scores, split_bundle_tensors
 from segclr.io.bscans import list_bscans
 from segclr.io.bundle import load_bundle
 from segclr.io.images import InputError, read_image, write_mask
 from segclr.models import UNet
-
-# False inside ``postprocess_disabled()``: every Predictor built there returns the network's raw masks
-_POSTPROCESS_ON: ContextVar[bool] = ContextVar("segclr_postprocess_on", default=True)
-
-
-@contextmanager
-def postprocess_disabled(disabled: bool = True) -> Iterator[None]:
-    """Predictors constructed inside this block skip the bundle's post-processing.
-
-    For code paths that build their own :class:`Predictor` and take no ``postprocess`` argument
-    (``segclr evaluate --no-postprocess`` on volumes); ``disabled=False`` changes nothing.
-    """
-    token = _POSTPROCESS_ON.set(False) if disabled else None
-    try:
-        yield
-    finally:
-        if token is not None:
-            _POSTPROCESS_ON.reset(token)
-
-
-def pooled_bottleneck(features: torch.Tensor) -> torch.Tensor:
-    """(N, C, h, w) bottleneck feature maps -> (N, C) float64 embeddings on the CPU.
-
-    What :func:`segclr.inference.shift.bottleneck_embeddings` computes from ``net.encode(x)[-1]``,
-    for callers that already ran the encoder.
-    """
-    return features.mean(dim=(-2, -1)).double().cpu()
 
 
 class Predictor:
@@ -77,7 +47,7 @@ class Predictor:
             raise InputError(f"{checkpoint}: weights do not match the architecture in its metadata ({err})") from None
         self.net.to(self.device).eval()
         self.postprocess_params = normalize_params(meta.get("postprocess"))
-        self.postprocess = bool(postprocess) and _POSTPROCESS_ON.get()
+        self.postprocess = bool(postprocess)
 
     @property
     def applied_postprocess(self) -> dict | None:

@@ -40,9 +40,15 @@ def bottleneck_embeddings(net: UNet, images: Tensor, batch_size: int = 16) -> Te
     """(N, 1, H, W) padded working-resolution images -> (N, C) pooled bottleneck features."""
     was_training = net.training
     net.eval()
-    out = [net.encode(images[i:i + batch_size])[-1].mean(dim=(-2, -1)) for i in range(0, len(images), batch_size)]
+    out = [pooled_bottleneck(net.encode(images[i:i + batch_size])[-1]) for i in range(0, len(images), batch_size)]
     net.train(was_training)
-    return torch.cat(out).double().cpu()
+    return torch.cat(out)
+
+
+def pooled_bottleneck(features: Tensor) -> Tensor:
+    """(N, C, h, w) bottleneck feature maps -> (N, C) float64 embeddings on the CPU (for callers that
+    already ran the encoder, e.g. :meth:`segclr.inference.predict.Predictor.predict_with_scores`)."""
+    return features.mean(dim=(-2, -1)).double().cpu()
 
 
 def _gaussian(x: Tensor, shrinkage: float) -> dict[str, Tensor]:
