@@ -44,8 +44,7 @@ import yaml
 
 from segclr.config import ConfigError, RunConfig, from_dict
 from segclr.data.domains import DomainBank
-from segclr.evaluation.benchmark import evaluate_domains
-from segclr.evaluation.evaluate import score_pairs
+from segclr.evaluation.benchmark import evaluate_domains, score_volumes
 from segclr.experiment.cells import cell_is_done, cell_path, git_commit_cell, read_cell, write_cell
 from segclr.inference.predict import Predictor
 from segclr.io.atomic import atomic_write_text
@@ -273,9 +272,7 @@ def evaluate_validation(predictor: Predictor, bank: DomainBank, cfg: RunConfig, 
         raise ConfigError("evaluate_on: validation needs data.val_patients (source patients held out of training)")
     src = cfg.data.source_domain
     vols = [v for v in bank.volumes(src, "source_train") if v.patient in set(cfg.data.val_patients)]
-    cases = [(f"{src}/{name}", img, msk, v.spacing_um) for v in vols
-             for name, img, msk in zip(v.names, v.images, v.masks)]
-    return {src: score_pairs(predictor, cases, progress=progress, desc=f"validate {src}", total=len(cases)).summary()}
+    return {src: score_volumes(predictor, src, vols, progress, f"validate {src}")}
 
 
 def run_cell(cell: Cell, run_dir: Path, bank: DomainBank, progress: bool = False, on: str = "test") -> dict:

@@ -10,12 +10,11 @@ go to the run's ``logs/metrics.csv`` next to the losses.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from lightning.pytorch.callbacks import Callback
 
 from segclr.data.preprocess import pad_to_multiple
+from segclr.evaluation.metrics import confusion, dice_from_counts, nanmean
 
 
 @torch.no_grad()
@@ -30,17 +29,15 @@ def score_working_volumes(net: torch.nn.Module, volumes: list, pad_multiple: int
         for vol in volumes:
             h, w = vol.images.shape[-2:]
             x, _ = pad_to_multiple(vol.images, pad_multiple)
-            pred = torch.max(net(x.to(device))[..., :h, :w], dim=1).indices.cpu()
-            for p, r in zip(pred, vol.masks):
-                a, b = p == fluid, r == fluid
-                t, f_p, f_n = int((a & b).sum()), int((a & ~b).sum()), int((~a & b).sum())
+            pred = torch.max(net(x.to(device))[..., :h, :w], dim=1).indices.cpu().numpy()
+            for p, r in zip(pred, vol.masks.numpy()):
+                t, f_p, f_n = confusion(p, r, fluid)
                 tp, fp, fn = tp + t, fp + f_p, fn + f_n
-                if t + f_p + f_n:
-                    per_bscan.append(2 * t / (2 * t + f_p + f_n))
+                if t + f_p + f_n:  # nnU-Net rule: both empty -> no Dice
+                    per_bscan.append(dice_from_counts(t, f_p, f_n))
     finally:
         net.train(was_training)
-    pooled = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan
-    return {"dice_pooled": pooled, "dice_per_bscan": sum(per_bscan) / len(per_bscan) if per_bscan else math.nan}
+    return {"dice_pooled": dice_from_counts(tp, fp, fn), "dice_per_bscan": nanmean(per_bscan)}
 
 
 class ValidationCurve(Callback):
