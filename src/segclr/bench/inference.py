@@ -76,8 +76,14 @@ def worker_infer(args) -> dict:
     if hasattr(predictor, "probabilities_batch"):
         paths["volume49_torch_max"] = (volume_torch_max, 49)
     assert np.array_equal(shipped_volume(volume[:9]), per_bscan(volume[:9]))  # same masks; also warm-up
-    if "volume49_torch_max" in paths:
-        assert np.array_equal(volume_torch_max(volume[:9]), per_bscan(volume[:9]))
+    if "volume49_torch_max" in paths:  # a raw argmax: compared with the predictor's masks before post-processing
+        shipped = getattr(predictor, "postprocess", False)
+        predictor.postprocess = False
+        try:
+            assert np.array_equal(volume_torch_max(volume[:9]), per_bscan(volume[:9]))
+        finally:
+            predictor.postprocess = shipped
+    res["postprocess"] = getattr(predictor, "applied_postprocess", None)  # in the shipped paths' times
     times: dict[str, list[float]] = {k: [] for k in paths}
     for r in range(args.infer_reps):
         for k in list(paths) if r % 2 == 0 else list(paths)[::-1]:
