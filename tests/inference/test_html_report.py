@@ -67,6 +67,10 @@ def test_report_of_a_volume_run(tiny_bundle, volumes, tmp_path, capsys):
     # nl for volumes with spacing, n/a for the one without; physical aspect only where known
     csv_rows = (out / "fluid_volumes.csv").read_text().splitlines()
     assert len(csv_rows) == 4
+    # the post-processing is recorded: none in this bundle (CSV: last column)
+    none = "none (the model bundle stores no post-processing)"
+    assert csv_rows[0].endswith(",postprocess") and all(r.endswith(f",{none}") for r in csv_rows[1:])
+    assert f"<b>Post-processing:</b> {none}</p>" in page
     assert page.count("true physical aspect") == 2 and "voxel spacing unknown: not to physical scale" in page
     assert "&micro;m" in page and "Voxel spacing unknown: no volumes in nl" in page
 
@@ -91,7 +95,12 @@ def test_report_of_a_single_output_file_and_an_explicit_path(tiny_bundle, volume
     assert (tmp_path / "mine.html").read_text().count("<section class=vol") == 1
 
 
-def test_report_of_a_bscan_folder(tiny_bundle, tmp_path):
+def test_report_of_a_bscan_folder(tiny_bundle, tmp_path, monkeypatch):
+    from segclr.inference.predict import Predictor
+
+    loads = []
+    init = Predictor.__init__
+    monkeypatch.setattr(Predictor, "__init__", lambda self, *a, **k: (loads.append(a), init(self, *a, **k))[1])
     folder = tmp_path / "bscans"
     rng = np.random.default_rng(1)
     for i in range(4):
@@ -103,6 +112,8 @@ def test_report_of_a_bscan_folder(tiny_bundle, tmp_path):
     page = (out / "report.html").read_text()
     assert page.count("<section class=vol") == 1 and "true physical aspect" in page
     assert re.search(r"B-scan \d \(b0\d\.png\)", page)  # file names shown with the B-scan numbers
+    assert len(loads) == 1  # the model loaded for the masks also makes the report
+    assert "<b>Post-processing:</b> none (the model bundle stores no post-processing)" in page
 
 
 def test_volume_section_contents():

@@ -10,7 +10,7 @@ import torch
 
 from segclr.cli import main
 from segclr.data.domains import load_spectralis
-from segclr.inference.postprocess import apply_postprocess, remove_small_components, retina_mask
+from segclr.inference.postprocess import apply_postprocess, describe_postprocess, remove_small_components, retina_mask
 from segclr.inference.predict import Predictor
 from segclr.io.bundle import load_bundle, save_bundle
 from segclr.io.images import read_mask, write_mask
@@ -258,3 +258,40 @@ def test_cli_evaluate_on_volumes_honours_no_postprocess(tiny_bundle, tmp_path):
     assert results["off"] == results["old"]  # raw masks: as a bundle without post-processing
     assert results["pp"] != results["off"]
     assert Predictor(bundle).applied_postprocess is not None  # the switch does not outlive the command
+
+
+def test_describe_postprocess_in_words():
+    assert describe_postprocess({"min_component_px": 20, "retina_only": True}) == (
+        "fluid components < 20 px (at the model's working resolution) removed; fluid kept inside the retina mask")
+    assert describe_postprocess({"retina_only": True}) == "fluid kept inside the retina mask"
+    assert describe_postprocess({"min_component_px": 20, "retina_only": True}, enabled=False) == \
+        "none (--no-postprocess)"
+    assert describe_postprocess(None) == describe_postprocess({"min_component_px": 0}) == \
+        "none (the model bundle stores no post-processing)"
+
+
+def test_predict_records_the_postprocess_in_the_fluid_csv_and_the_report(tiny_bundle, tmp_path):
+    """The volume CSV's last column and the report's run summary say what the masks got."""
+    import csv
+    import html
+
+    from segclr.io.metaimage import write_metaimage
+    from segclr.io.volumes import Volume
+
+    bundle = _with_postprocess(tiny_bundle, tmp_path, {"min_component_px": 6, "retina_only": True})
+    vol = np.stack([_band_bscan(64, 80, seed) for seed in range(2)])
+    write_metaimage(tmp_path / "img.mhd", Volume((vol * 255).round().astype(np.uint8), (0.12, 0.004, 0.011)))
+    expected = {"pp": ([], "fluid components < 6 px (at the model's working resolution) removed; "
+                           "fluid kept inside the retina mask"),
+                "raw": (["--no-postprocess"], "none (--no-postprocess)")}
+    for name, (extra, words) in expected.items():
+        out = tmp_path / name
+        assert main(["predict", "--checkpoint", str(bundle), "--input", str(tmp_path / "img.mhd"),
+                     "--output", str(out), "--report", *extra]) == 0
+        with (out / "fluid_volumes.csv").open() as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+        assert reader.fieldnames[-1] == "postprocess" and [r["postprocess"] for r in rows] == [words]
+        page = (out / "report.html").read_text()
+        assert page.count("<b>Post-processing:</b>") == 1
+        assert f"<b>Post-processing:</b> {html.escape(words)}</p>" in page

@@ -107,7 +107,8 @@ def _cmd_predict(args) -> int:
         if report is not None:
             from segclr.inference.html_report import report_volumes
 
-            report_volumes(report, res.rows, res.classes, args.checkpoint, run=_report_run(args), progress=_bars())
+            report_volumes(report, res.rows, res.classes, args.checkpoint, run=_report_run(args), progress=_bars(),
+                           predictor=res.predictor)
             print(f"report: {report}")
         return 0
     from segclr.io.bscans import BSCAN_SUFFIXES
@@ -119,7 +120,7 @@ def _cmd_predict(args) -> int:
                                  csv_path=args.csv, spacing_um=args.spacing, postprocess=args.postprocess)
         print(f"wrote mask {res.outputs[0]}" + (f"; fluid volumes in {res.csv}" if res.csv else ""))
         if report is not None:
-            _bscan_report(report, args, [args.input], res.outputs, res.rows)
+            _bscan_report(report, args, [args.input], res.outputs, res.rows, res.predictor)
         return 0
     if args.csv is not None:
         from segclr.inference.volumes import predict_bscan_folder
@@ -127,23 +128,27 @@ def _cmd_predict(args) -> int:
         res = predict_bscan_folder(args.checkpoint, args.input, args.output, args.csv, overwrite=args.overwrite,
                                    progress=_bars(), spacing_um=args.spacing, postprocess=args.postprocess)
         print(f"wrote {len(res.outputs)} masks to {args.output}; fluid volumes in {res.csv}")
-        written, rows = res.outputs, res.rows
+        written, rows, predictor = res.outputs, res.rows, res.predictor
     else:
-        from segclr.inference.predict import predict_folder
+        from segclr.inference.predict import Predictor, predict_folder
 
+        # with --report, the model is loaded here once and serves both the masks and the report
+        predictor = Predictor(args.checkpoint, postprocess=args.postprocess) if report is not None else None
         written = predict_folder(args.checkpoint, args.input, args.output, overwrite=args.overwrite,
-                                 progress=_bars(), spacing_um=args.spacing, postprocess=args.postprocess)
+                                 progress=_bars(), spacing_um=args.spacing, postprocess=args.postprocess,
+                                 predictor=predictor)
         print(f"wrote {len(written)} masks to {args.output}")
         rows = []
     if report is not None:
         from segclr.io.bscans import list_bscans
 
-        _bscan_report(report, args, list_bscans(args.input), written, rows)
+        _bscan_report(report, args, list_bscans(args.input), written, rows, predictor)
     return 0
 
 
-def _bscan_report(report: Path, args, images: list[Path], masks: list[Path], rows: list[dict]) -> None:
-    """``--report`` for a B-scan folder or file: one volume; spacing from the input's volume.json."""
+def _bscan_report(report: Path, args, images: list[Path], masks: list[Path], rows: list[dict], predictor) -> None:
+    """``--report`` for a B-scan folder or file: one volume; spacing from the input's volume.json;
+    ``predictor``: the model loaded for the masks (reused for the report)."""
     import numpy as np
 
     from segclr.inference.html_report import report_bscans
@@ -155,5 +160,5 @@ def _bscan_report(report: Path, args, images: list[Path], masks: list[Path], row
     spacing = Volume(np.zeros((1, 1, 1)), side["spacing_mm"]).spacing_mm if side.get("spacing_mm") else None
     case = args.input.name if args.input.is_dir() else args.input.stem
     report_bscans(report, case, images, masks, args.checkpoint, spacing, rows[0] if rows else None,
-                  run=_report_run(args))
+                  run=_report_run(args), predictor=predictor)
     print(f"report: {report}")

@@ -5,7 +5,8 @@ table-sorting script and every image are inside the file (images as ``data:`` UR
 loads nothing from the network. It has
 
 * **the run**: the model card's summary (what the model was trained on, its measured Dice per
-  domain, the research-use notice), where the inputs and outputs are, and a table of all volumes
+  domain, the research-use notice), where the inputs and outputs are, which post-processing the
+  masks got (or that they are the raw network output), and a table of all volumes
   (fluid per class in nl, affected B-scans, domain-shift score) that sorts on a click of any header;
 * **one section per volume**: fluid per class in nl and the affected B-scans; an en-face map of
   fluid thickness (um of fluid in each A-scan, all fluid classes together) at the true physical
@@ -19,7 +20,8 @@ volume with real Spectralis B-scans, so about 14 MB for 200 volumes, which headl
 decodes in about 2 s), they load lazily, and the page is HTML text with many small images, never one large one.
 
 The report is built from what is on disk after prediction: the input volumes and the label
-volumes just written (read back one at a time, so memory does not grow with the run).
+volumes just written (read back one at a time, so memory does not grow with the run). The model
+the prediction run loaded is reused when passed (``predictor``) instead of being loaded again.
 
 B-scans are numbered from 1 (the first B-scan of the volume, array index 0, is B-scan 1).
 """
@@ -55,13 +57,16 @@ class HtmlReport:
 
     ``classes``: foreground class names in label order (label 1 first); ``model``: the dict of
     :func:`segclr.inference.packaged.card_summary`; ``run``: extra facts about the run shown on top
-    (e.g. ``{"input": ..., "output": ...}``).
+    (e.g. ``{"input": ..., "output": ...}``); ``postprocess``: the post-processing the masks got, in
+    words (:func:`segclr.inference.postprocess.describe_postprocess`), shown with the run's summary.
     """
 
-    def __init__(self, classes: list[str], model: dict, run: dict | None = None, title: str = "segclr report"):
+    def __init__(self, classes: list[str], model: dict, run: dict | None = None, title: str = "segclr report",
+                 postprocess: str | None = None):
         self.classes = list(classes)
         self.model = model
         self.run = dict(run or {})
+        self.postprocess = postprocess
         self.title = title
         self.entries: list[_Entry] = []
 
@@ -240,9 +245,11 @@ class HtmlReport:
         when = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         summary = (f"{n} volume(s); {with_fluid} with predicted fluid; {flagged} flagged as unlike the training "
                    f"images.")
+        post = f"<p><b>Post-processing:</b> {_e(self.postprocess)}</p>\n" if self.postprocess else ""
         return _PAGE.format(
             title=_e(self.title), css=_CSS.replace("@CBAR@", _colourbar_css()), version=_e(__version__),
-            when=_e(when), facts=facts, summary=_e(summary), model=self._model_html(), table=self._table_html(),
+            when=_e(when), facts=facts, summary=_e(summary), postprocess=post, model=self._model_html(),
+            table=self._table_html(),
             sections="\n".join(e.section for e in self.entries), script=_SCRIPT,
             notice=_e(self.model.get("notice", "")))
 
@@ -268,24 +275,36 @@ def report_path(output: str | Path, given: str | Path | None = None) -> Path:
     return output / REPORT_NAME
 
 
-def _model_summary(checkpoint: str | Path) -> tuple[dict, dict]:
+def _model_summary(checkpoint: str | Path, predictor=None, postprocess: bool = True) -> tuple[dict, dict, str]:
+    """The model card's summary, the bundle's metadata and the post-processing in words; from
+    ``predictor`` (a loaded :class:`~segclr.inference.predict.Predictor`, whose own setting wins over
+    ``postprocess``) when given, else read from ``checkpoint``."""
     from segclr.inference.packaged import card_summary
-    from segclr.io.bundle import load_bundle
+    from segclr.inference.postprocess import describe_postprocess
 
-    _, meta = load_bundle(checkpoint)
-    return card_summary(checkpoint, meta), meta
+    if predictor is not None:
+        meta, words = predictor.meta, predictor.postprocess_description
+    else:
+        from segclr.io.bundle import load_bundle
+
+        _, meta = load_bundle(checkpoint)
+        words = describe_postprocess(meta.get("postprocess"), postprocess)
+    return card_summary(checkpoint, meta), meta, words
 
 
 def report_volumes(path: str | Path, rows: list[dict], classes: list[str], checkpoint: str | Path,
-                   run: dict | None = None, progress: bool = False) -> Path:
-    """The report of a ``predict_volumes`` run: ``rows`` are its CSV rows (``input``, ``output``, fluid, shift)."""
+                   run: dict | None = None, progress: bool = False, predictor=None, postprocess: bool = True) -> Path:
+    """The report of a ``predict_volumes`` run: ``rows`` are its CSV rows (``input``, ``output``, fluid, shift).
+
+    ``predictor``: the run's loaded model, if at hand; ``postprocess``: whether the masks got the
+    bundle's post-processing (used only without ``predictor``)."""
     from tqdm import tqdm
 
     from segclr.io.intensity import normalize_intensity
     from segclr.io.volumes import read_volume
 
-    summary, _ = _model_summary(checkpoint)
-    report = HtmlReport(classes, summary, run)
+    summary, _, words = _model_summary(checkpoint, predictor, postprocess)
+    report = HtmlReport(classes, summary, run, postprocess=words)
     for row in tqdm(rows, desc="report", unit="volume", disable=not progress):
         volume = read_volume(row["input"])
         out = Path(row["output"])
@@ -299,19 +318,20 @@ def report_volumes(path: str | Path, rows: list[dict], classes: list[str], check
 
 def report_bscans(path: str | Path, case: str, image_files: list[Path], mask_files: list[Path],
                   checkpoint: str | Path, spacing_mm: tuple[float, float, float] | None = None,
-                  row: dict | None = None, run: dict | None = None) -> Path:
-    """The report of a B-scan folder (or one B-scan file), shown as one volume."""
+                  row: dict | None = None, run: dict | None = None, predictor=None, postprocess: bool = True) -> Path:
+    """The report of a B-scan folder (or one B-scan file), shown as one volume; ``predictor`` and
+    ``postprocess`` as for :func:`report_volumes` (the predictor also gives the domain-shift score)."""
     from segclr.inference.predict import Predictor
     from segclr.inference.volumes import shift_columns
     from segclr.io.images import read_image, read_mask
 
-    summary, meta = _model_summary(checkpoint)
+    summary, meta, words = _model_summary(checkpoint, predictor, postprocess)
     classes = list(meta["classes"])[1:]
     images = [read_image(f) for f in image_files]
     masks = [read_mask(f, len(classes) + 1).astype(np.uint8) for f in mask_files]
     row = dict(row or {})
     if "shift_score" not in row and len({im.shape for im in images}) == 1:
-        row.update(shift_columns(Predictor(checkpoint), np.stack(images)))
-    report = HtmlReport(classes, summary, run)
+        row.update(shift_columns(predictor or Predictor(checkpoint), np.stack(images)))
+    report = HtmlReport(classes, summary, run, postprocess=words)
     report.add_volume(case, images, masks, spacing_mm, row, names=[f.name for f in image_files])
     return report.write(path)

@@ -285,6 +285,25 @@ def is_active(params: Mapping | None) -> bool:
     return p["min_component_px"] > 0 or p["retina_only"]
 
 
+def describe_postprocess(params: Mapping | None, enabled: bool = True) -> str:
+    """One line saying what post-processing masks got, for the fluid CSV and the HTML report.
+
+    ``params``: a bundle's ``postprocess`` entry; ``enabled``: False when it was switched off
+    (``--no-postprocess``), whatever the bundle says.
+    """
+    if not enabled:
+        return "none (--no-postprocess)"
+    p = normalize_params(params)
+    if not is_active(p):
+        return "none (the model bundle stores no post-processing)"
+    steps = []
+    if p["min_component_px"] > 0:
+        steps.append(f"fluid components < {p['min_component_px']} px (at the model's working resolution) removed")
+    if p["retina_only"]:
+        steps.append("fluid kept inside the retina mask")
+    return "; ".join(steps)
+
+
 def apply_postprocess(mask: np.ndarray, image: np.ndarray, params: Mapping | None, scale: float = 1.0,
                       fluid_classes: Iterable[int] | None = None) -> np.ndarray:
     """One (H, W) predicted mask and its B-scan -> the post-processed mask (a new array).
@@ -304,4 +323,5 @@ def apply_postprocess(mask: np.ndarray, image: np.ndarray, params: Mapping | Non
     return out
 
 
-__all__ = ["apply_postprocess", "is_active", "normalize_params", "remove_small_components", "retina_mask"]
+__all__ = ["apply_postprocess", "describe_postprocess", "is_active", "normalize_params", "remove_small_components",
+           "retina_mask"]

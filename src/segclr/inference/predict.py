@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from segclr.data.preprocess import Preprocessing, check_spacing, pad_to_multiple, resize_image
-from segclr.inference.postprocess import apply_postprocess, is_active, normalize_params
+from segclr.inference.postprocess import apply_postprocess, describe_postprocess, is_active, normalize_params
 from segclr.inference.shift import bottleneck_embeddings, pooled_bottleneck, shift_scores, split_bundle_tensors
 from segclr.io.bscans import list_bscans
 from segclr.io.bundle import load_bundle
@@ -55,6 +55,11 @@ class Predictor:
         if self.postprocess and is_active(self.postprocess_params):
             return dict(self.postprocess_params)
         return None
+
+    @property
+    def postprocess_description(self) -> str:
+        """:attr:`applied_postprocess` in words (see :func:`~segclr.inference.postprocess.describe_postprocess`)."""
+        return describe_postprocess(self.postprocess_params, self.postprocess)
 
     @property
     def num_classes(self) -> int:

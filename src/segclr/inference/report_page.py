@@ -97,7 +97,7 @@ _PAGE = """<!DOCTYPE html>
 <section class="run">
 <h2>Run</h2>
 <p>{summary}</p>
-<ul>{facts}</ul>
+{postprocess}<ul>{facts}</ul>
 </section>
 {model}
 <section class="run">

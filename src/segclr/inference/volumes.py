@@ -9,7 +9,8 @@ touched, and existing outputs are refused unless ``overwrite``.
 
 A CSV (default ``OUTPUT/fluid_volumes.csv``) gets one row per volume: its geometry, and per
 class the fluid volume in nanoliters (voxels x voxel volume in mm^3 x 1000, since
-1 mm^3 = 1 uL = 1000 nL) and the number of B-scans that contain that class. Volumes whose
+1 mm^3 = 1 uL = 1000 nL) and the number of B-scans that contain that class; its last column,
+``postprocess``, says in words which post-processing the masks got. Volumes whose
 spacing is unknown (PNG folders without ``volume.json``, Zeiss ``.img``) get blank nanoliters.
 
 Intensities: 8-bit data is divided by 255 and 16-bit by 65535 (as for PNG B-scans); other
@@ -135,6 +136,7 @@ class VolumePrediction:
     csv: Path | None
     rows: list[dict] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)  # foreground class names, in label order
+    predictor: Predictor | None = field(default=None, repr=False, compare=False)  # the model that made the masks
 
 
 def _output_ending(input_path: Path, preferred: str | None) -> str:
@@ -305,12 +307,13 @@ def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str 
                "spacing_z_mm": sp[0], "spacing_y_mm": sp[1], "spacing_x_mm": sp[2]}
         row.update(fluid_statistics(mask, volume.spacing_mm, classes, volume.voxel_mm3))
         row.update(shift_columns(predictor, scores=scores))
+        row["postprocess"] = predictor.postprocess_description  # last column: existing readers keep working
         if row.get("shift_flag"):
             tqdm.write(f"warning: {case.case_id} looks unlike the training data (shift score "
                        f"{format_comparison(row['shift_score'], row['shift_threshold'])}); check its segmentation")
         rows.append(row)
         write_csv(csv_path, rows)  # rewritten after each volume, so an interrupted run keeps its rows
-    return VolumePrediction(targets, csv_path, rows, list(classes.values()))
+    return VolumePrediction(targets, csv_path, rows, list(classes.values()), predictor)
 
 
 def predict_bscan_folder(checkpoint: str | Path, input_dir: str | Path, output_dir: str | Path,
@@ -351,8 +354,9 @@ def predict_bscan_folder(checkpoint: str | Path, input_dir: str | Path, output_d
            "format": "bscans", "slices": len(masks), "height": h, "width": w,
            "spacing_z_mm": sp[0], "spacing_y_mm": sp[1], "spacing_x_mm": sp[2]}
     row.update(fluid_statistics(masks, spacing, classes))
+    row["postprocess"] = predictor.postprocess_description
     write_csv(csv_path, [row])
-    return VolumePrediction(written, csv_path, [row], list(classes.values()))
+    return VolumePrediction(written, csv_path, [row], list(classes.values()), predictor)
 
 
 def predict_bscan_file(checkpoint: str | Path, input_file: str | Path, output: str | Path,
@@ -392,9 +396,11 @@ def predict_bscan_file(checkpoint: str | Path, input_file: str | Path, output: s
                "format": "bscans", "slices": 1, "height": mask.shape[0], "width": mask.shape[1],
                "spacing_z_mm": sp[0], "spacing_y_mm": sp[1], "spacing_x_mm": sp[2]}
         row.update(fluid_statistics([mask], spacing, classes))
+        row["postprocess"] = predictor.postprocess_description
         write_csv(Path(csv_path), [row])
         rows.append(row)
-    return VolumePrediction([target], None if csv_path is None else Path(csv_path), rows, list(classes.values()))
+    return VolumePrediction([target], None if csv_path is None else Path(csv_path), rows, list(classes.values()),
+                            predictor)
 
 
 def format_fluid_table(rows: list[dict], classes: list[str]) -> str:
