@@ -145,6 +145,7 @@ def test_aggregation_matches_hand_computation(tmp_path):
     assert "0.500 ± 0.100 (n=3)" in text and "0.400 ± 0.173 (n=3)" in text and "0.0625" in text
     assert "| A | n/a | 1.0 of 2 |" in text and "| B | n/a | 2.0 of 2 |" in text  # false-positive B-scans, per method
     assert "not independent" in text  # the B-scan-level test is labelled secondary
+    assert "### Pooled Dice, over seeds" in text  # the seed-level test on pooled Dice too
     assert (tmp_path / "rep" / "bars_dev.png").is_file()
 
 

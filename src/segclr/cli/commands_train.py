@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def _cmd_demo(args) -> int:
     from segclr.experiment.demo import run_demo
@@ -37,7 +39,7 @@ def _cmd_experiment(args) -> int:
         from segclr.experiment.runner import default_cells_dir, is_done, load_spec
 
         cells_dir = args.cells or default_cells_dir(load_spec(args.spec), args.out, args.report_dir)
-        print(format_estimate(cells, [is_done(cells_dir, c) for c in cells]))
+        print(format_estimate(cells, [is_done(cells_dir, c) for c in cells], cells_dir=Path(cells_dir)))
     else:
         print(f"results in {args.out}/results.csv; report in {args.report_dir or args.out}/RESULTS.md")
     return 0

@@ -1,17 +1,27 @@
-"""A rough time estimate for an experiment grid (``segclr experiment --dry-run``).
+"""A time estimate for an experiment grid (``segclr experiment --dry-run``).
 
-Per-step costs come from the demo's measurement on 2 idle x86_64 CPU cores at the default
-model size (README, "Demo result": supervised 109 s and SegCLR UDA 244 s for 800 steps). The
-other modes are placed between the two by the work of their step (one or two extra forward
-passes); they are guesses, not measurements. Each cell also pays about 15 s for start-up,
-the shift statistics and scoring the test patients.
+Seconds per training step differ by 2x and more between two machines of one size (an AVX-512/AMX
+Xeon against an AVX2 EPYC), so the estimate prefers **this machine's own measurements**: the
+committed cells of every study beside the grid's cells folder (``docs/results/*/cells``) that ran
+on the same CPU model, CPU capability, torch thread count and device. For each objective mode the
+median seconds per step over those cells is used (the median, because a cell trained while the
+machine was busy reads slow). Modes this machine has not yet run are scaled from the fallback
+table below by the ratio of the measured to the fallback supervised step.
+
+Fallback per-step costs come from the demo's measurement on 2 idle cores of an AVX-512/AMX x86_64
+CPU at the default model size (supervised 109 s and SegCLR UDA 244 s for 800 steps); the other
+modes are placed between the two by the work of their step (one or two extra forward passes):
+guesses, not measurements. Each cell also pays a start-up, shift-statistics and scoring overhead.
 """
 
 from __future__ import annotations
 
+import json
+import statistics
 from collections.abc import Iterable
+from pathlib import Path
 
-MEASURED = {"supervised": 109 / 800, "segclr_uda": 244 / 800}  # seconds per step, 2 idle cores
+MEASURED = {"supervised": 109 / 800, "segclr_uda": 244 / 800}  # seconds per step, 2 idle AMX cores
 SECONDS_PER_STEP = {
     **MEASURED,
     "upper_bound": MEASURED["supervised"],
@@ -20,25 +30,91 @@ SECONDS_PER_STEP = {
     "dann": 0.18, "entropy_min": 0.22, "segclr_dg": 0.22, "ssl_pretrain": 0.20, "multi_domain": 0.33,
 }
 CELL_OVERHEAD_S = 15.0
-REFERENCE_BATCH, REFERENCE_CROP = 8, 128
+REFERENCE_BATCH, REFERENCE_CROP, REFERENCE_WIDTH = 8, 128, 8
+SAME_MACHINE_KEYS = ("cpu", "cpu_capability", "torch_threads", "device")
 
 
-def run_seconds(cfg) -> float:
+def _scale(config: dict) -> float:
+    """Work of one step relative to the reference batch, crop and width (from a config dict)."""
+    data, model = config.get("data") or {}, config.get("model") or {}
+    return ((data.get("batch_size", REFERENCE_BATCH) / REFERENCE_BATCH)
+            * (data.get("crop_size", REFERENCE_CROP) / REFERENCE_CROP) ** 2
+            * (model.get("base_channels", REFERENCE_WIDTH) / REFERENCE_WIDTH) ** 2)
+
+
+def measured_rates(cells_dirs: Iterable[Path], machine: dict) -> tuple[dict[str, float], int]:
+    """Median reference seconds per step for each mode, from committed cells that ran on ``machine``
+    (matched on ``SAME_MACHINE_KEYS``), and how many cells that is. Cells with a pretraining stage
+    are left out (their time covers two fits); unreadable files are skipped."""
+    per_mode: dict[str, list[float]] = {}
+    for cells_dir in cells_dirs:
+        for path in sorted(Path(cells_dir).glob("*.json")):
+            try:
+                record = json.loads(path.read_text())
+                ran_on = record.get("machine") or {}
+                if record.get("pretrain") or any(ran_on.get(k) != machine.get(k) for k in SAME_MACHINE_KEYS):
+                    continue
+                config = record["config"]
+                steps = int(config["trainer"]["max_steps"])
+                seconds = float(record["train_seconds"]) / (steps * _scale(config))
+                per_mode.setdefault(config["objective"]["mode"], []).append(seconds)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    return ({mode: statistics.median(v) for mode, v in per_mode.items()},
+            sum(len(v) for v in per_mode.values()))
+
+
+def rates_for(measured: dict[str, float] | None) -> dict[str, float]:
+    """The per-mode table to use: measured where known, else the fallback scaled to this machine."""
+    measured = measured or {}
+    ratio = measured["supervised"] / SECONDS_PER_STEP["supervised"] if "supervised" in measured else 1.0
+    table = {mode: s * ratio for mode, s in SECONDS_PER_STEP.items()}
+    table.update(measured)
+    return table
+
+
+def run_seconds(cfg, rates: dict[str, float] | None = None) -> float:
     """Estimated seconds for one ``fit`` of ``cfg`` (a RunConfig) on 2 idle CPU cores."""
-    per_step = SECONDS_PER_STEP.get(cfg.objective.mode, MEASURED["segclr_uda"])
-    scale = (cfg.data.batch_size / REFERENCE_BATCH) * (cfg.data.crop_size / REFERENCE_CROP) ** 2
+    rates = rates or SECONDS_PER_STEP
+    per_step = rates.get(cfg.objective.mode, rates.get("segclr_uda", MEASURED["segclr_uda"]))
+    scale = ((cfg.data.batch_size / REFERENCE_BATCH) * (cfg.data.crop_size / REFERENCE_CROP) ** 2
+             * (cfg.model.base_channels / REFERENCE_WIDTH) ** 2)
     return cfg.trainer.max_steps * per_step * scale + CELL_OVERHEAD_S
 
 
-def format_estimate(cells: Iterable, done: Iterable[bool]) -> str:
-    """``"45 cells: 22 done, 23 to train (...steps); about 1 h 40 min on 2 idle CPU cores (rough)"``."""
+def study_cells_dirs(cells_dir: Path) -> list[Path]:
+    """Every committed study's cells folder beside ``cells_dir`` (``docs/results/*/cells``)."""
+    root = Path(cells_dir).resolve().parent.parent
+    return sorted(p for p in root.glob("*/cells") if p.is_dir())
+
+
+def format_estimate(cells: Iterable, done: Iterable[bool], cells_dir: Path | None = None,
+                    machine: dict | None = None) -> str:
+    """``"45 cells: 22 done, 23 to train (...steps); about 1 h 40 min on this machine (...)"``.
+
+    With ``cells_dir`` the per-step costs come from committed cells measured on ``machine``
+    (default: this one) where there are any."""
     cells, done = list(cells), list(done)
     todo = [c for c, d in zip(cells, done) if not d]
+    measured, n = {}, 0
+    if cells_dir is not None:
+        if machine is None:
+            from segclr.experiment.cells import machine_description
+            machine = machine_description()
+        measured, n = measured_rates(study_cells_dirs(cells_dir), machine)
+    rates = rates_for(measured)
     steps = sum(c.config.trainer.max_steps + (c.pretrain.trainer.max_steps if c.pretrain else 0) for c in todo)
-    seconds = sum(run_seconds(c.config) + (run_seconds(c.pretrain) if c.pretrain else 0) for c in todo)
+    seconds = sum(run_seconds(c.config, rates) + (run_seconds(c.pretrain, rates) if c.pretrain else 0)
+                  for c in todo)
+    if n:
+        basis = (f"from {n} committed cells measured on this machine ({machine.get('cpu')}, "
+                 f"{machine.get('cpu_capability')}; modes measured: {', '.join(sorted(measured))}; "
+                 "the others scaled from them)")
+    else:
+        basis = ("rough: no committed cell was measured on this machine, so the per-step costs are the demo's "
+                 "on an AVX-512/AMX CPU; an AVX2 CPU is about 1.6x slower, a GPU much faster")
     return (f"{len(cells)} cells: {len(cells) - len(todo)} done, {len(todo)} to train ({steps:,} steps); "
-            f"about {_hours(seconds)} on 2 idle CPU cores (rough: from the demo's measured seconds per step; "
-            f"a GPU is much faster)")
+            f"about {_hours(seconds)} on 2 idle CPU cores ({basis})")
 
 
 def _hours(seconds: float) -> str:
@@ -46,4 +122,4 @@ def _hours(seconds: float) -> str:
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-__all__ = ["format_estimate", "run_seconds"]
+__all__ = ["format_estimate", "measured_rates", "rates_for", "run_seconds", "study_cells_dirs"]

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from segclr.evaluation.report import save_figure
-from segclr.experiment.stats import false_positive_scans, fmt_p, paired_test, seed_level_test
+from segclr.experiment.stats import false_positive_scans, fmt_p, paired_test, pooled_seed_test, seed_level_test
 from segclr.io.atomic import atomic_write_text
 
 
@@ -164,33 +164,47 @@ def comparisons(spec: dict, methods: list[str]) -> list[tuple[str, str]]:
     return []
 
 
-def _paired_section(cases: list[dict], target: str, pairs: list[tuple[str, str]], domain: str | None = None) -> str:
+SEED_HEADER = ["| comparison | seeds | mean diff | 95 % t interval | 95 % bootstrap CI | wins/losses | sign p | "
+               "Wilcoxon p |", "|---|---|---|---|---|---|---|---|"]
+
+
+def _seed_line(a: str, b: str, t: dict) -> str:
+    one = t["n_seeds"] < 2
+    ci = "n/a (1 seed)" if one else f"[{t['ci_low']:+.3f}, {t['ci_high']:+.3f}]"
+    ti = "n/a (1 seed)" if one else f"[{t['t_low']:+.3f}, {t['t_high']:+.3f}]"
+    return (f"| {a} − {b} | {t['n_seeds']} | {t['mean_diff']:+.3f} | {ti} | {ci} | "
+            f"{t['wins']}/{t['losses']} | {fmt_p(t['sign_p'])} | {fmt_p(t['wilcoxon_p'])} |")
+
+
+def _paired_section(cases: list[dict], target: str, pairs: list[tuple[str, str]], domain: str | None = None,
+                    rows: list[dict] | None = None) -> str:
     """Paired comparisons on ``domain`` (default: the target domain itself)."""
     domain = domain or target
-    seed_lines = ["| comparison | seeds | mean diff | 95 % t interval | 95 % bootstrap CI | wins/losses | sign p | "
-                  "Wilcoxon p |", "|---|---|---|---|---|---|---|---|"]
+    seed_lines, pooled_lines = list(SEED_HEADER), list(SEED_HEADER)
     scan_lines = ["| comparison | pairs | mean diff | median diff | wins/losses | Wilcoxon p |",
                   "|---|---|---|---|---|---|"]
     for a, b in pairs:
         t = seed_level_test(cases, target, a, b, domain)
         if t:
-            one = t["n_seeds"] < 2
-            ci = "n/a (1 seed)" if one else f"[{t['ci_low']:+.3f}, {t['ci_high']:+.3f}]"
-            ti = "n/a (1 seed)" if one else f"[{t['t_low']:+.3f}, {t['t_high']:+.3f}]"
-            seed_lines.append(f"| {a} − {b} | {t['n_seeds']} | {t['mean_diff']:+.3f} | {ti} | {ci} | "
-                              f"{t['wins']}/{t['losses']} | {fmt_p(t['sign_p'])} | {fmt_p(t['wilcoxon_p'])} |")
+            seed_lines.append(_seed_line(a, b, t))
+        pooled = pooled_seed_test(rows, target, a, b, domain) if rows else None
+        if pooled:
+            pooled_lines.append(_seed_line(a, b, pooled))
         s = paired_test(cases, target, a, b, domain)
         if s:
             scan_lines.append(f"| {a} − {b} | {s['n']} | {s['mean_diff']:+.3f} | {s['median_diff']:+.3f} | "
                               f"{s['wins']}/{s['losses']} | {fmt_p(s['p'])} |")
     where = "the target domain" if domain == target else f"`{domain}`"
+    pooled_part = ("\n\n### Pooled Dice, over seeds\n\nThe same seed-level test on pooled Dice (every test "
+                   "B-scan of the domain counted as one volume, false positives included).\n\n"
+                   + "\n".join(pooled_lines)) if len(pooled_lines) > 2 else ""
     return (f"\n### Paired comparison on {where} (primary: over seeds)\n\nPer seed, each method's "
             "mean Dice over the test B-scans whose reference has fluid; the per-seed differences (first minus "
             "second: positive favours the first) over the seeds both methods ran, with a 95 % Student-t "
             "interval, a 95 % percentile bootstrap interval (with 3-5 seeds it is about [min, max] of the "
             "differences and too narrow: read the t interval), a sign test and a Wilcoxon signed-rank test. Seeds are the independent units: "
             "the smallest two-sided sign-test p with n seeds is 2^(1-n) (0.25 for 3 seeds, 0.0625 for 5).\n\n"
-            + "\n".join(seed_lines)
+            + "\n".join(seed_lines) + pooled_part
             + "\n\n### Secondary: over (seed, B-scan) pairs\n\nWilcoxon signed-rank over (seed, B-scan) pairs "
             "with fluid in the reference. The 22 test B-scans come from 2 patients, so these pairs are not "
             "independent and the p-values overstate the evidence: a description, not a test of the claim.\n\n"
@@ -249,7 +263,7 @@ def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Pat
         if pairs:
             validation = spec.get("evaluate_on") == "validation"
             source = ((spec.get("base") or {}).get("data") or {}).get("source_domain", "spectralis")
-            parts.append(_paired_section(cases, target, pairs, source if validation else None))
+            parts.append(_paired_section(cases, target, pairs, source if validation else None, rows=rows))
     report = out_dir / "RESULTS.md"
     atomic_write_text(report, "\n".join(p for p in parts if p))
     return report

@@ -76,16 +76,33 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 10000, level: float = 0.95, s
 
 def seed_level_test(cases: list[dict], target: str, reference: str, other: str, domain: str) -> dict | None:
     """Primary test: per-seed differences of mean Dice over B-scans with fluid, reference - other."""
+    return seed_differences(dice_with_fluid(cases, reference, target, domain),
+                            dice_with_fluid(cases, other, target, domain), f"{reference} vs {other}")
+
+
+def pooled_by_seed(rows: list[dict], method: str, target: str, domain: str) -> dict[str, float]:
+    """seed -> pooled Dice (all test B-scans of the domain as one volume) from ``results.csv`` rows."""
+    return {str(r["seed"]): _f(r["dice_pooled"]) for r in rows
+            if r["method"] == method and r["target_device"] == target and r["domain"] == domain}
+
+
+def pooled_seed_test(rows: list[dict], target: str, reference: str, other: str, domain: str) -> dict | None:
+    """The same seed-level test on pooled Dice, reference - other."""
+    return seed_differences(pooled_by_seed(rows, reference, target, domain),
+                            pooled_by_seed(rows, other, target, domain), f"pooled {reference} vs {other}")
+
+
+def seed_differences(a: dict[str, float], b: dict[str, float], what: str = "") -> dict | None:
+    """Per-seed differences a - b over the seeds both ran: mean, 95 % t and bootstrap intervals,
+    wins/losses, sign-test and Wilcoxon signed-rank p."""
     from scipy.stats import binomtest, wilcoxon
 
-    a = dice_with_fluid(cases, reference, target, domain)
-    b = dice_with_fluid(cases, other, target, domain)
     seeds = sorted(set(a) & set(b), key=lambda s: int(s))
     if not seeds:
         return None
     diff = np.array([a[s] - b[s] for s in seeds])
     if np.any(np.isnan(diff)):
-        raise ValueError(f"NaN per-seed Dice in per_case.csv ({reference} vs {other}, seeds {seeds})")
+        raise ValueError(f"NaN per-seed Dice ({what}, seeds {seeds})")
     wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
     sign_p = float(binomtest(wins, wins + losses).pvalue) if wins + losses else 1.0
     wil_p = float(wilcoxon(diff).pvalue) if len(diff) > 1 and not np.allclose(diff, 0) else float("nan")
