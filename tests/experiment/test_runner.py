@@ -331,3 +331,15 @@ def test_validation_studies_score_only_the_held_out_source_patients(tmp_path, ba
     assert names == [f"spectralis/{n}" for n in patient4.names] and len(names) == 11
     with pytest.raises(ConfigError, match="val_patients"):
         evaluate_validation(Everything(), bank, expand_cells(load_spec(_spec(tmp_path, {"b": {}})))[0].config)
+
+
+def test_report_names_the_machines_that_trained_the_cells():
+    from segclr.experiment.cells import describe_machines
+
+    epyc = {"machine": "x86_64", "cpu": "AMD EPYC", "cpu_capability": "AVX2", "torch_threads": 2, "device": "cpu",
+            "torch": "2.13.0+cpu"}
+    old = {"machine": "x86_64", "torch_threads": 2}
+    text = describe_machines([{"machine": epyc}, {"machine": epyc}, {"machine": old}])
+    assert text == ("AMD EPYC (AVX2, 2 threads, cpu, torch 2.13.0+cpu): 2 cells; "
+                    "x86_64 (CPU model not recorded, 2 threads): 1 cell")
+    assert describe_machines([]) == "none"

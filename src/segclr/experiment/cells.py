@@ -79,6 +79,20 @@ def read_cell(path: Path) -> dict | None:
     return record
 
 
+def describe_machines(records: list[dict]) -> str:
+    """Which machines trained these cells, e.g. ``"AMD EPYC (AVX2, 2 threads, cpu, torch 2.13.0+cpu): 12
+    cells"``; cells
+    recorded before the CPU model was kept count as ``x86_64 (CPU model not recorded)``."""
+    counts: dict[str, int] = {}
+    for record in records:
+        m = record.get("machine") or {}
+        name = (f"{m['cpu']} ({m.get('cpu_capability', '?')}, {m.get('torch_threads', '?')} threads, "
+                f"{m.get('device', 'cpu')}, torch {m.get('torch', '?')})" if m.get("cpu")
+                else f"{m.get('machine', '?')} (CPU model not recorded, {m.get('torch_threads', '?')} threads)")
+        counts[name] = counts.get(name, 0) + 1
+    return "; ".join(f"{name}: {n} cell{'s' if n != 1 else ''}" for name, n in sorted(counts.items())) or "none"
+
+
 def cell_is_done(path: Path, config_hash: str) -> bool:
     record = read_cell(path)
     return record is not None and record.get("config_hash") == config_hash

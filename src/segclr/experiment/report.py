@@ -224,7 +224,7 @@ def _scored_on(spec: dict, seeds: list[int]) -> str:
 
 
 def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Path, wall_seconds: float,
-                 seeds: list[int], command_line: str, status: str = "") -> Path:
+                 seeds: list[int], command_line: str, status: str = "", machines: str = "") -> Path:
     rows, cases = read_csv(results_csv), read_csv(per_case_csv)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
@@ -234,8 +234,10 @@ def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Pat
         f"# {spec.get('name', 'experiment')}: results\n",
         (spec.get("description") or "").strip() + "\n" if spec.get("description") else "",
         _scored_on(spec, seeds),
-        f"Regenerate: `{command_line}`. Machine: {platform.machine()} CPU, {torch.get_num_threads()} torch "
-        f"threads, torch {torch.__version__}. Training time summed over runs: {train_hours:.2f} h; "
+        f"Regenerate: `{command_line}`. "
+        + (f"Cells trained on: {machines}. " if machines else
+           f"Machine: {platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}. ")
+        + f"Training time summed over runs: {train_hours:.2f} h; "
         f"this invocation's wall time: {wall_seconds / 3600:.2f} h.{' ' + status + '.' if status else ''}\n",
     ]
     for target in sorted({r["target_device"] for r in rows}):

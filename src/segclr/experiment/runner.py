@@ -45,7 +45,8 @@ import yaml
 from segclr.config import ConfigError, RunConfig, from_dict
 from segclr.data.domains import DomainBank
 from segclr.evaluation.benchmark import evaluate_domains, score_volumes
-from segclr.experiment.cells import cell_is_done, cell_path, git_commit_cell, read_cell, write_cell
+from segclr.experiment.cells import (cell_is_done, cell_path, describe_machines, git_commit_cell, read_cell,
+                                     write_cell)
 from segclr.inference.predict import Predictor
 from segclr.io.atomic import atomic_write_text
 from segclr.training.trainer import fit
@@ -411,9 +412,10 @@ def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] 
                                   f"{result['train_seconds']:.0f} s of training)")
     results, per_case = aggregate(out, cells, cells_dir)
     wall = time.perf_counter() - start
-    done = sum(is_done(cells_dir, c) for c in cells)
+    done_records = [read_cell(cell_file(cells_dir, c)) for c in cells if is_done(cells_dir, c)]
+    done = len(done_records)
     write_report(spec, results, per_case, report, wall_seconds=wall, seeds=sorted({c.seed for c in cells}),
                  command_line=f"segclr experiment {spec_path} --out {out_dir}"
                               + (f" --report-dir {report_dir}" if report_dir else ""),
-                 status=f"{done} of {len(cells)} cells finished")
+                 status=f"{done} of {len(cells)} cells finished", machines=describe_machines(done_records))
     return cells
