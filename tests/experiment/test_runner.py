@@ -56,6 +56,17 @@ def test_unknown_experiment_key_is_refused(tmp_path):
         load_spec(_spec(tmp_path, {"a": {}}, methodz={}))
     with pytest.raises(ConfigError, match="method bad.*objective.mode"):
         expand_cells(load_spec(_spec(tmp_path, {"bad": {"objective": {"mode": "nope"}}})))
+    with pytest.raises(ConfigError, match="compare must be a list of"):
+        load_spec(_spec(tmp_path, {"a": {}}, compare=["a", "b"]))
+
+
+def test_compare_pairs_follow_the_baseline_pairs():
+    from segclr.experiment.report import comparisons
+
+    spec = {"baseline": "sup", "compare": [["uda", "ub"], ["uda", "missing"], ["uda", "sup"]]}
+    assert comparisons(spec, ["sup", "uda", "ub"]) == [("uda", "sup"), ("ub", "sup"), ("uda", "ub")]
+    assert comparisons({"reference": "uda"}, ["sup", "uda"]) == [("uda", "sup")]
+    assert comparisons({"compare": [["a", "b"]]}, ["a", "b"]) == [("a", "b")]
 
 
 @pytest.mark.slow

@@ -156,12 +156,17 @@ def _false_positive_section(cases: list[dict], target: str, methods: list[str], 
 
 def comparisons(spec: dict, methods: list[str]) -> list[tuple[str, str]]:
     """(method, against) pairs: every method against the spec's ``baseline`` (method - baseline),
-    or the spec's ``reference`` against every other method (reference - other)."""
+    or the spec's ``reference`` against every other method (reference - other); then the spec's
+    ``compare`` pairs whose two methods both have results."""
+    pairs: list[tuple[str, str]] = []
     if spec.get("baseline") in methods:
-        return [(m, spec["baseline"]) for m in methods if m != spec["baseline"]]
-    if spec.get("reference") in methods:
-        return [(spec["reference"], m) for m in methods if m != spec["reference"]]
-    return []
+        pairs = [(m, spec["baseline"]) for m in methods if m != spec["baseline"]]
+    elif spec.get("reference") in methods:
+        pairs = [(spec["reference"], m) for m in methods if m != spec["reference"]]
+    for a, b in spec.get("compare") or []:
+        if a in methods and b in methods and (a, b) not in pairs:
+            pairs.append((a, b))
+    return pairs
 
 
 SEED_HEADER = ["| comparison | seeds | mean diff | 95 % t interval | 95 % bootstrap CI | wins/losses | sign p | "

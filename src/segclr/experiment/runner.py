@@ -16,6 +16,7 @@ An experiment file (``configs/experiments/*.yaml``)::
         objective: {mode: segclr_uda}
         grid: {model.head: [ch, pool], data.pairs: [a, s, s+a]}
     amount: {0: segclr_dg, 1: segclr_uda_target1, 3: segclr_uda_ch_a}   # optional, for the report
+    compare: [[segclr_uda_ch_a, upper_bound]]   # optional: paired tests beyond those against the baseline
 
 Cells are methods x target devices x seeds. Each cell trains into
 ``OUT/runs/<method>/<target>/seed<k>-<config hash>/`` and is finished when its ``eval.json``
@@ -55,7 +56,7 @@ RESULT_FIELDS = ["method", "target_device", "seed", "config_hash", "domain", "cl
                  "train_seconds"]
 CASE_FIELDS = ["method", "target_device", "seed", "domain", "class", "case", "dice", "n_ref", "n_pred"]
 SPEC_KEYS = {"name", "description", "seeds", "target_devices", "reference", "base", "methods", "amount",
-             "cells", "baseline", "evaluate_on"}
+             "cells", "baseline", "evaluate_on", "compare"}
 EVALUATE_ON = ("test", "validation")
 
 
@@ -111,6 +112,10 @@ def load_spec(path: str | Path) -> dict:
         raise ConfigError(f"{path}: evaluate_on must be one of {', '.join(EVALUATE_ON)}, got {spec['evaluate_on']!r}")
     if not spec.get("methods"):
         raise ConfigError(f"{path}: 'methods' is empty")
+    compare = spec.get("compare", [])
+    if not isinstance(compare, list) or not all(isinstance(p, list) and len(p) == 2 and all(isinstance(m, str) for m in p)
+                                                for p in compare):
+        raise ConfigError(f"{path}: compare must be a list of [method, other method] pairs, got {compare!r}")
     spec.setdefault("name", path.stem)
     return spec
 
