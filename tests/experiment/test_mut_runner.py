@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from segclr.config import ConfigError, RunConfig, from_dict
-from segclr.experiment import runner
-from segclr.experiment.runner import (_dotted, _hashed, _merge, _slug, config_hash, expand_cells, expand_methods,
-                                     load_spec)
+from segclr.experiment import spec as runner
+from segclr.experiment.spec import (_dotted, _hashed, _merge, _slug, config_hash, expand_cells, expand_methods,
+                                   load_spec)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = sorted(ROOT.glob("docs/results/*/cells/*.json"))
@@ -130,4 +130,4 @@ def test_committed_cells_keep_their_hash(path):
     pretrain = runner.stored_config(record["pretrain"]) if record.get("pretrain") else None
     assert config_hash(cfg, pretrain) == record["config_hash"], (
         f"{path}: the hash of its stored config changed; every committed cell would retrain "
-        f"(a new config key needs an entry in runner.ADDED_KEYS)")
+        f"(a new config key needs an entry in experiment/spec.py ADDED_KEYS)")
