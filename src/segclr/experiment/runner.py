@@ -237,7 +237,8 @@ def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] 
     wall = time.perf_counter() - start
     done_records = [read_cell(cell_file(cells_dir, c)) for c in cells if is_done(cells_dir, c)]
     done = len(done_records)
-    write_report(spec, results, per_case, report, wall_seconds=wall, seeds=sorted({c.seed for c in cells}),
+    seeds_done = sorted({r["seed"] for r in done_records}) or sorted({c.seed for c in cells})
+    write_report(spec, results, per_case, report, wall_seconds=wall, seeds=seeds_done,
                  command_line=f"segclr experiment {spec_path} --out {out_dir}"
                               + (f" --report-dir {report_dir}" if report_dir else ""),
                  status=f"{done} of {len(cells)} cells finished", machines=describe_machines(done_records))
