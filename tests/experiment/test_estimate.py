@@ -6,6 +6,7 @@ from dataclasses import asdict
 import pytest
 
 from segclr.config import from_dict
+from segclr.experiment.cells import CELL_FORMAT
 from segclr.experiment.estimate import (CELL_OVERHEAD_S, SECONDS_PER_STEP, format_estimate, measured_rates,
                                         rates_for, run_seconds, study_cells_dirs)
 from segclr.experiment.runner import Cell
@@ -16,7 +17,7 @@ HERE = {"cpu": "Test CPU 9000", "cpu_capability": "AVX2", "torch_threads": 2, "d
 def _write_cell(folder, name, mode, steps, seconds, machine=HERE, batch=8, pretrain=None):
     folder.mkdir(parents=True, exist_ok=True)
     cfg = from_dict({"objective": {"mode": mode}, "trainer": {"max_steps": steps}, "data": {"batch_size": batch}})
-    record = {"config": asdict(cfg), "train_seconds": seconds, "machine": dict(machine), "pretrain": pretrain}
+    record = {"format": CELL_FORMAT, "config": asdict(cfg), "train_seconds": seconds, "machine": dict(machine), "pretrain": pretrain}
     (folder / f"{name}.json").write_text(json.dumps(record))
 
 

@@ -80,9 +80,9 @@ def read_cell(path: Path) -> dict | None:
 
 
 def describe_machines(records: list[dict]) -> str:
-    """Which machines trained these cells, e.g. ``"AMD EPYC (AVX2, 2 threads, cpu, torch 2.13.0+cpu): 12
-    cells"``; cells
-    recorded before the CPU model was kept count as ``x86_64 (CPU model not recorded)``."""
+    """Which machines trained these cells, e.g.
+    ``"AMD EPYC (AVX2, 2 threads, cpu, torch 2.13.0+cpu): 12 cells"``; cells recorded before the CPU
+    model was kept count as ``x86_64 (CPU model not recorded, 2 threads)``."""
     counts: dict[str, int] = {}
     for record in records:
         m = record.get("machine") or {}
@@ -93,9 +93,14 @@ def describe_machines(records: list[dict]) -> str:
     return "; ".join(f"{name}: {n} cell{'s' if n != 1 else ''}" for name, n in sorted(counts.items())) or "none"
 
 
-def cell_is_done(path: Path, config_hash: str) -> bool:
+def cell_record(path: Path, config_hash: str) -> dict | None:
+    """The cell's record when it holds ``config_hash`` (a finished cell of this config), else None."""
     record = read_cell(path)
-    return record is not None and record.get("config_hash") == config_hash
+    return record if record is not None and record.get("config_hash") == config_hash else None
+
+
+def cell_is_done(path: Path, config_hash: str) -> bool:
+    return cell_record(path, config_hash) is not None
 
 
 def git_commit_cell(path: Path, message: str) -> bool:

@@ -16,10 +16,11 @@ guesses, not measurements. Each cell also pays a start-up, shift-statistics and 
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Iterable
 from pathlib import Path
+
+from segclr.experiment.cells import machine_description, read_cell
 
 MEASURED = {"supervised": 109 / 800, "segclr_uda": 244 / 800}  # seconds per step, 2 idle AMX cores
 SECONDS_PER_STEP = {
@@ -49,8 +50,10 @@ def measured_rates(cells_dirs: Iterable[Path], machine: dict) -> tuple[dict[str,
     per_mode: dict[str, list[float]] = {}
     for cells_dir in cells_dirs:
         for path in sorted(Path(cells_dir).glob("*.json")):
+            record = read_cell(path)
+            if record is None:
+                continue
             try:
-                record = json.loads(path.read_text())
                 ran_on = record.get("machine") or {}
                 if record.get("pretrain") or any(ran_on.get(k) != machine.get(k) for k in SAME_MACHINE_KEYS):
                     continue
@@ -58,7 +61,7 @@ def measured_rates(cells_dirs: Iterable[Path], machine: dict) -> tuple[dict[str,
                 steps = int(config["trainer"]["max_steps"])
                 seconds = float(record["train_seconds"]) / (steps * _scale(config))
                 per_mode.setdefault(config["objective"]["mode"], []).append(seconds)
-            except (OSError, ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError):
                 continue
     return ({mode: statistics.median(v) for mode, v in per_mode.items()},
             sum(len(v) for v in per_mode.values()))
@@ -77,9 +80,7 @@ def run_seconds(cfg, rates: dict[str, float] | None = None) -> float:
     """Estimated seconds for one ``fit`` of ``cfg`` (a RunConfig) on 2 idle CPU cores."""
     rates = rates or SECONDS_PER_STEP
     per_step = rates.get(cfg.objective.mode, rates.get("segclr_uda", MEASURED["segclr_uda"]))
-    scale = ((cfg.data.batch_size / REFERENCE_BATCH) * (cfg.data.crop_size / REFERENCE_CROP) ** 2
-             * (cfg.model.base_channels / REFERENCE_WIDTH) ** 2)
-    return cfg.trainer.max_steps * per_step * scale + CELL_OVERHEAD_S
+    return cfg.trainer.max_steps * per_step * _scale(cfg.to_dict()) + CELL_OVERHEAD_S
 
 
 def study_cells_dirs(cells_dir: Path) -> list[Path]:
@@ -99,7 +100,6 @@ def format_estimate(cells: Iterable, done: Iterable[bool], cells_dir: Path | Non
     measured, n = {}, 0
     if cells_dir is not None:
         if machine is None:
-            from segclr.experiment.cells import machine_description
             machine = machine_description()
         measured, n = measured_rates(study_cells_dirs(cells_dir), machine)
     rates = rates_for(measured)

@@ -38,7 +38,7 @@ from pathlib import Path
 from segclr.config import ConfigError, RunConfig, from_dict
 from segclr.data.domains import DomainBank
 from segclr.evaluation.benchmark import evaluate_domains, score_volumes
-from segclr.experiment.cells import (cell_is_done, cell_path, describe_machines, git_commit_cell, read_cell,
+from segclr.experiment.cells import (cell_is_done, cell_path, cell_record, describe_machines, git_commit_cell,
                                      write_cell)
 # the spec half lives in spec.py; its public names stay importable from here
 from segclr.experiment.spec import (ADDED_KEYS, COSMETIC_KEYS, EVALUATE_ON, SPEC_KEYS, Cell,  # noqa: F401
@@ -181,14 +181,16 @@ def record_cell(cells_dir: Path, cell: Cell, result: dict) -> Path:
                       train_seconds=result["train_seconds"], rows=rows, cases=cases)
 
 
-def aggregate(out: Path, cells: list[Cell], cells_dir: Path) -> tuple[Path, Path]:
-    """Rewrite ``results.csv`` and ``per_case.csv`` in ``out`` from the done cells' files."""
-    rows, cases = [], []
-    for cell in cells:
-        if is_done(cells_dir, cell):
-            record = read_cell(cell_file(cells_dir, cell))
-            rows += record["rows"]
-            cases += record["cases"]
+def done_records(cells_dir: Path, cells: list[Cell]) -> list[dict]:
+    """The records of the finished cells (file holding the cell's hash), each file read once."""
+    records = (cell_record(cell_file(cells_dir, cell), cell.hash) for cell in cells)
+    return [r for r in records if r is not None]
+
+
+def aggregate(out: Path, records: list[dict]) -> tuple[Path, Path]:
+    """Rewrite ``results.csv`` and ``per_case.csv`` in ``out`` from the finished cells' records."""
+    rows = [row for record in records for row in record["rows"]]
+    cases = [case for record in records for case in record["cases"]]
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(out / "results.csv", RESULT_FIELDS, rows)
     _write_csv(out / "per_case.csv", CASE_FIELDS, cases)
@@ -233,13 +235,12 @@ def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] 
         if git_commit:
             git_commit_cell(path, f"study {spec['name']}: cell {cell.key} ({cell.hash}, "
                                   f"{result['train_seconds']:.0f} s of training)")
-    results, per_case = aggregate(out, cells, cells_dir)
+    records = done_records(cells_dir, cells)
+    results, per_case = aggregate(out, records)
     wall = time.perf_counter() - start
-    done_records = [read_cell(cell_file(cells_dir, c)) for c in cells if is_done(cells_dir, c)]
-    done = len(done_records)
-    seeds_done = sorted({r["seed"] for r in done_records}) or sorted({c.seed for c in cells})
+    seeds_done = sorted({r["seed"] for r in records}) or sorted({c.seed for c in cells})
     write_report(spec, results, per_case, report, wall_seconds=wall, seeds=seeds_done,
                  command_line=f"segclr experiment {spec_path} --out {out_dir}"
                               + (f" --report-dir {report_dir}" if report_dir else ""),
-                 status=f"{done} of {len(cells)} cells finished", machines=describe_machines(done_records))
+                 status=f"{len(records)} of {len(cells)} cells finished", machines=describe_machines(records))
     return cells
