@@ -19,115 +19,34 @@ note; B-scan files are scaled per B-scan by the same rule).
 
 Before anything is written, every output path of the run is computed; two inputs whose outputs
 would land on one file (or the CSV on a mask) are refused, naming both.
+
+The per-volume computations (segmentation, fluid statistics, shift columns) are in
+:mod:`segclr.inference.volume_segment` and the output planning, checks and CSV in
+:mod:`segclr.inference.volume_outputs`; this module holds the drivers and re-exports both.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from segclr.data.preprocess import check_spacing
 from segclr.inference.predict import Predictor, sidecar_spacing_um
 from segclr.inference.shift import format_comparison
-from segclr.io.atomic import atomic_write_text
-from segclr.io.cases import CaseSet, find_cases
+from segclr.inference.volume_outputs import (CSV_NAME, _input_files, check_existing, format_fluid_table, plan_files,
+                                             plan_outputs, write_csv)
+from segclr.inference.volume_segment import (NL_PER_MM3, bscan_spacing_um, fluid_statistics, segment_volume,
+                                             segment_volume_scored, shift_columns)
+from segclr.io.cases import find_cases
 from segclr.io.images import InputError
 from segclr.io.intensity import normalize_intensity
-from segclr.io.volumes import (VENDOR_SUFFIXES, Volume, companion_files, probe_volume, read_volume, strip_suffix,
-                               volume_suffix, write_volume)
+from segclr.io.volumes import Volume, probe_volume, read_volume, strip_suffix, volume_suffix, write_volume
 
-NL_PER_MM3 = 1000.0
-CSV_NAME = "fluid_volumes.csv"
-
-
-def bscan_spacing_um(volume: Volume, override: tuple[float, float] | None = None) -> tuple[float, float] | None:
-    """(row, column) um of a volume's B-scans: ``override`` (``--spacing``), else the header's (y, x), else None.
-
-    A spacing that makes no sense (zero, negative, NaN, over 1 mm) is refused naming the file.
-    """
-    where = str(volume.path or "volume")
-    if override is not None:
-        return check_spacing(override, f"{where} (--spacing)")
-    if volume.spacing_mm is None:
-        return None
-    return check_spacing((volume.spacing_mm[1] * 1000.0, volume.spacing_mm[2] * 1000.0), where)
-
-
-def segment_volume(predictor: Predictor, volume: Volume | np.ndarray, batch_size: int = 8,
-                   spacing_um: tuple[float, float] | None = None) -> np.ndarray:
-    """Label every B-scan of a (slices, H, W) volume, ``batch_size`` B-scans at a time -> uint8 mask.
-
-    The B-scans are resampled to the model's target spacing from ``spacing_um`` or, when that is
-    None, the volume's header; a volume of unknown spacing gets one warning line and the height rule.
-    The masks are post-processed as the predictor says (see :class:`Predictor`).
-    """
-    return segment_volume_scored(predictor, volume, batch_size, spacing_um, scores=False)[0]
-
-
-def segment_volume_scored(predictor: Predictor, volume: Volume | np.ndarray, batch_size: int = 8,
-                          spacing_um: tuple[float, float] | None = None, scores: bool = True
-                          ) -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`segment_volume` plus each B-scan's domain-shift score from the same encoder pass.
-
-    The scores are None when ``scores`` is False or the bundle has no shift statistics.
-    """
-    vol = volume if isinstance(volume, Volume) else Volume(np.asarray(volume))
-    where = vol.path or "volume"
-    if min(vol.shape[1:]) < 8:
-        raise InputError(f"{where}: B-scans of {vol.shape[1]} x {vol.shape[2]} pixels; at least 8 x 8 needed")
-    spacing = bscan_spacing_um(vol, spacing_um)
-    note = predictor.spacing_note(str(where), spacing)
-    if note:
-        tqdm.write(note)
-    images = normalize_intensity(vol.array, where)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    scores = scores and predictor.shift_stats is not None
-    out = np.empty(vol.shape, dtype=np.uint8)
-    score = np.empty(vol.shape[0], dtype=np.float64) if scores else None
-    for start in range(0, vol.shape[0], batch_size):
-        part = slice(start, start + batch_size)
-        if scores:
-            out[part], score[part] = predictor.predict_with_scores(images[part], spacing)
-        else:
-            out[part] = predictor.predict_batch(images[part], spacing)
-    return out, score
-
-
-def fluid_statistics(mask: np.ndarray, spacing_mm: tuple[float, float, float] | None,
-                     classes: dict[int, str], voxel_mm3: float | None = None) -> dict[str, object]:
-    """Per class: voxels, nanoliters (``None`` without spacing) and affected B-scans; plus totals.
-
-    ``mask`` is (slices, H, W) or a sequence of 2D masks; ``classes`` maps foreground labels to
-    names. Nanoliters = voxels x voxel volume x 1000, the voxel volume being ``voxel_mm3`` when
-    given (:attr:`Volume.voxel_mm3`, which allows for a sheared grid), else prod(spacing_mm).
-    Keys: ``voxel_nl``, ``<name>_voxels``,
-    ``<name>_nl``, ``<name>_bscans``, ``total_fluid_voxels``, ``total_fluid_nl``, ``total_fluid_bscans``
-    (B-scans with any foreground class).
-    """
-    n = max(classes, default=0) + 1
-    counts = np.stack([np.bincount(np.asarray(sl).ravel().astype(np.int64), minlength=n)[:n] for sl in mask]) \
-        if len(mask) else np.zeros((0, n), dtype=np.int64)
-    if voxel_mm3 is None and spacing_mm is not None:
-        voxel_mm3 = float(np.prod(spacing_mm))
-    voxel_nl = None if spacing_mm is None or voxel_mm3 is None else float(voxel_mm3) * NL_PER_MM3
-    stats: dict[str, object] = {"voxel_nl": voxel_nl}
-    labels = sorted(classes)
-    for label in labels:
-        voxels = int(counts[:, label].sum())
-        stats[f"{classes[label]}_voxels"] = voxels
-        stats[f"{classes[label]}_nl"] = None if voxel_nl is None else voxels * voxel_nl
-        stats[f"{classes[label]}_bscans"] = int((counts[:, label] > 0).sum())
-    fg = counts[:, labels].sum(1) if labels else np.zeros(len(mask), dtype=np.int64)
-    stats["total_fluid_voxels"] = int(fg.sum())
-    stats["total_fluid_nl"] = None if voxel_nl is None else int(fg.sum()) * voxel_nl
-    stats["total_fluid_bscans"] = int((fg > 0).sum())
-    return stats
+__all__ = ["NL_PER_MM3", "CSV_NAME", "VolumePrediction", "bscan_spacing_um", "segment_volume", "segment_volume_scored",
+           "fluid_statistics", "shift_columns", "normalize_intensity", "plan_outputs", "plan_files", "check_existing",
+           "write_csv", "format_fluid_table", "predict_volumes", "predict_bscan_folder", "predict_bscan_file"]
 
 
 @dataclass
@@ -138,123 +57,6 @@ class VolumePrediction:
     classes: list[str] = field(default_factory=list)  # foreground class names, in label order
     predictor: Predictor | None = field(default=None, repr=False, compare=False)  # the model that made the masks
 
-
-def _output_ending(input_path: Path, preferred: str | None) -> str:
-    suffix = volume_suffix(input_path)
-    if input_path.is_dir():
-        return ".png"
-    if suffix in VENDOR_SUFFIXES:
-        return ".nii.gz"
-    return preferred or suffix
-
-
-def plan_outputs(cases: CaseSet, output: Path) -> list[Path]:
-    """Where each case's mask goes: ``output`` itself for one case and a volume suffix, else a folder."""
-    single_file = bool(volume_suffix(output)) and not output.is_dir()
-    if single_file:
-        if len(cases.cases) != 1:
-            raise InputError(f"{output}: {len(cases.cases)} volumes to write; --output must be a folder")
-        if volume_suffix(output) in VENDOR_SUFFIXES:
-            raise InputError(f"{output}: vendor formats cannot be written; use .nii.gz or .mhd")
-        return [output]
-    targets = []
-    for case in cases.cases:
-        if case.image is None:
-            raise InputError(f"{cases.path / case.case_id}: no image volume (oct.mhd) for case {case.case_id}")
-        ending = _output_ending(case.image, cases.file_ending if cases.layout in ("nnunet", "retouch") else None)
-        targets.append(output / case.case_id if ending == ".png" else output / f"{case.case_id}{ending}")
-    return targets
-
-
-def plan_files(cases: CaseSet, targets: list[Path], csv_path: Path) -> dict[Path, str]:
-    """Every file the run will write -> the input it comes from; refuses two inputs on one output."""
-    from segclr.io.bscans import list_bscans, planned_bscan_outputs
-
-    planned: dict[Path, tuple[Path, str]] = {}  # resolved path -> (path as given, source)
-    folders: dict[Path, str] = {}
-
-    def add(f: Path, source: str) -> None:
-        key = f.resolve()
-        other = planned[key][1] if key in planned else next(
-            (folders[p] for p in (key, *key.parents) if p in folders), None)
-        if other is not None and other != source:
-            raise InputError(f"{f}: two outputs would be written to this path, for {other} and for {source}; "
-                             f"the last would silently replace the first (choose another --output/--csv)")
-        planned.setdefault(key, (f, source))
-
-    for case, target in zip(cases.cases, targets):
-        source = str(case.image)
-        if not target.suffix and case.image is not None and case.image.is_dir():  # B-scan folder -> mask folder
-            for f in planned_bscan_outputs(target, [b.name for b in list_bscans(case.image)], True):
-                add(f, source)
-            add(target, source)
-            folders.setdefault(target.resolve(), source)
-        else:
-            for f in companion_files(target):
-                add(f, source)
-    add(csv_path, "the fluid-volume CSV")
-    return dict(planned.values())
-
-
-def check_existing(planned: list[Path], overwrite: bool) -> None:
-    """Refuse existing outputs unless ``overwrite``; names an orphan ``.raw`` (an interrupted write) as such."""
-    existing = [f for f in planned if f.exists()]
-    if existing and not overwrite:
-        orphan = next((f for f in existing if f.suffix.lower() == ".raw" and f.with_suffix(".mhd") in set(planned)
-                       and not f.with_suffix(".mhd").exists()), None)
-        if orphan is not None:
-            raise InputError(f"{orphan}: data file without its .mhd header (left by an interrupted run?); "
-                             f"pass --overwrite to replace it")
-        raise InputError(f"{existing[0]}: output exists ({len(existing)} files would be overwritten); pass --overwrite")
-
-
-def _input_files(path: Path) -> list[Path]:
-    files = [path]
-    if volume_suffix(path) == ".mhd":
-        files.append(path.with_suffix(".raw"))
-        try:  # the data file the header names, when it is not the usual stem.raw
-            for line in path.read_text(errors="replace").splitlines():
-                if line.strip().lower().startswith("elementdatafile"):
-                    files.append(path.parent / line.split("=", 1)[1].strip())
-        except OSError:
-            pass
-    return [f.resolve() for f in files]
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _cell(row.get(k)) for k in columns})
-    atomic_write_text(path, buf.getvalue())
-
-
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.10g}"
-    return str(value)
-
-
-def shift_columns(predictor: Predictor, images: np.ndarray | None = None,
-                  spacing_um: tuple[float, float] | None = None, scores: np.ndarray | None = None) -> dict:
-    """Domain-shift score of a volume (mean over its B-scans) and whether it is flagged.
-
-    ``scores``: the B-scans' scores when already computed (:func:`segment_volume_scored`); else
-    they are computed from ``images`` (one more encoder pass).
-    """
-    if scores is None and images is not None:
-        scores = predictor.shift_scores(images, spacing_um)
-    if scores is None or predictor.shift_threshold is None:
-        return {"shift_score": None, "shift_threshold": None, "shift_flag": None}
-    score = float(np.mean(scores))
-    return {"shift_score": score, "shift_threshold": predictor.shift_threshold,
-            "shift_flag": bool(score > predictor.shift_threshold)}
 
 
 def predict_volumes(checkpoint: str | Path, input_path: str | Path, output: str | Path, overwrite: bool = False,
@@ -401,16 +203,3 @@ def predict_bscan_file(checkpoint: str | Path, input_file: str | Path, output: s
         rows.append(row)
     return VolumePrediction([target], None if csv_path is None else Path(csv_path), rows, list(classes.values()),
                             predictor)
-
-
-def format_fluid_table(rows: list[dict], classes: list[str]) -> str:
-    """A console table: case, then nanoliters and affected B-scans per class."""
-    head = f"{'case':<24}" + "".join(f"{c + ' nl':>14}{c + ' B-scans':>14}" for c in classes)
-    lines = [head]
-    for r in rows:
-        cells = []
-        for c in classes:
-            nl = r.get(f"{c}_nl")
-            cells.append(f"{'n/a' if nl is None else f'{nl:.3f}':>14}{r.get(f'{c}_bscans', 0):>14}")
-        lines.append(f"{r['case']:<24}" + "".join(cells))
-    return "\n".join(lines)
