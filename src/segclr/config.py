@@ -138,6 +138,9 @@ class ObjectiveConfig:
     # encoder pass (and its BatchNorm statistics) but the contrastive loss trains nothing
     lambda_con: float = 1.0
     sup_loss: str = "dice_ce"
+    # Dice over the whole batch per class (true) or per image, then averaged (false): per image
+    # weighs a crop with a small fluid pocket as much as one with a large pocket.
+    dice_batch: bool = True
     dann_weight: float = 0.1        # DANN: weight of the domain-classification loss
     entropy_weight: float = 0.01    # entropy_min: weight of the target prediction entropy
     init_from: str = ""             # finetune: model.safetensors whose UNet weights start training

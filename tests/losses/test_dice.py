@@ -94,3 +94,35 @@ def test_bad_inputs_raise():
         loss_fn(torch.randn(2, 4, 16, 16), labels.unsqueeze(1))
     with pytest.raises(ValueError, match="labels must be an integer tensor"):
         loss_fn(torch.randn(2, 4, 16, 16), labels.float())
+
+
+def _large_found_small_missed():
+    """Image 0: a 10x10 pocket predicted exactly; image 1: a 2x2 pocket predicted as background."""
+    labels = torch.zeros(2, 16, 16, dtype=torch.long)
+    labels[0, 3:13, 3:13] = 1
+    labels[1, 7:9, 7:9] = 1
+    pred = labels.clone()
+    pred[1] = 0
+    return _confident_logits(pred, 2), labels
+
+
+def test_per_image_dice_weighs_a_missed_small_pocket_like_a_large_one():
+    logits, labels = _large_found_small_missed()
+    batch = make_supervised_loss("dice", 2, batch=True)(logits, labels).item()
+    per_image = make_supervised_loss("dice", 2, batch=False)(logits, labels).item()
+    # batch Dice: 2*100 / (100 + 104) -> loss 0.0196; per image: mean(0, 1) = 0.5
+    assert batch == pytest.approx(1 - 200 / 204, abs=1e-3)
+    assert per_image == pytest.approx(0.5, abs=1e-3)
+
+
+def test_objectives_take_dice_batch_from_the_config():
+    from segclr.config import from_dict
+    from segclr.models import UNet
+    from segclr.objectives.base import build_objective
+
+    for mode in ("supervised", "segclr_uda", "dann", "entropy_min"):
+        for flag in (True, False):
+            cfg = from_dict({"objective": {"mode": mode, "dice_batch": flag}})
+            net = UNet(1, cfg.model.num_classes, cfg.model.base_channels, cfg.model.depth)
+            objective = build_objective(cfg, net)
+            assert objective.sup_loss.loss.dice.batch is flag, (mode, flag)

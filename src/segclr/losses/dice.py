@@ -61,6 +61,10 @@ def make_supervised_loss(kind: str, num_classes: int, *, batch: bool = True) -> 
           per class before dividing ("batch Dice"). Most B-scans contain no fluid of a given class;
           a per-slice soft Dice on such an empty class is ~1 whatever the prediction (tiny
           gradient, noisy loss), while the batch Dice stays informative.
+        - ``batch=False`` (config ``objective.dice_batch: false``): Dice per image, averaged over
+          the batch. Every crop with fluid then counts the same, whatever the pocket's size; a
+          crop without fluid adds a near-constant term with almost no gradient (the cross-entropy
+          of ``"dice_ce"`` still trains on it).
 
     Raises:
         ValueError: unknown ``kind`` or ``num_classes < 1``.

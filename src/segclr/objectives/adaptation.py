@@ -55,7 +55,8 @@ def _target_images(objective: Objective, batch: dict, augment: nn.Module) -> Ten
 class DANNObjective(Objective):
     def __init__(self, cfg: RunConfig, net: UNet) -> None:
         super().__init__(cfg, net)
-        self.sup_loss = make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes)
+        self.sup_loss = make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes,
+                                             batch=cfg.objective.dice_batch)
         channels = net.feature_info[-1].channels
         self.domain_classifier = nn.Sequential(nn.Linear(channels, 64), nn.ReLU(inplace=True), nn.Linear(64, 1))
 
@@ -77,7 +78,8 @@ class DANNObjective(Objective):
 class EntropyMinObjective(Objective):
     def __init__(self, cfg: RunConfig, net: UNet) -> None:
         super().__init__(cfg, net)
-        self.sup_loss = make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes)
+        self.sup_loss = make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes,
+                                             batch=cfg.objective.dice_batch)
 
     def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:
         x, y = self.labeled_batch(augment, batch["labeled"])

@@ -48,7 +48,8 @@ def build_head(cfg: RunConfig, net: UNet) -> nn.Module:
 class SegCLRObjective(Objective):
     def __init__(self, cfg: RunConfig, net: UNet) -> None:
         super().__init__(cfg, net)
-        self.sup_loss = make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes)
+        self.sup_loss = make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes,
+                                             batch=cfg.objective.dice_batch)
         self.head = build_head(cfg, net)
         self.predictor = (
             SimSiamPredictor(cfg.model.embedding_dim, max(1, cfg.model.embedding_dim // 2))

@@ -14,7 +14,8 @@ from segclr.objectives.base import Objective, StepOutput
 class SupervisedObjective(Objective):
     def __init__(self, cfg: RunConfig, net: UNet) -> None:
         super().__init__(cfg, net)
-        self.sup_loss = make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes)
+        self.sup_loss = make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes,
+                                             batch=cfg.objective.dice_batch)
         self.svdna = build_restyle(cfg)  # mode svdna: labeled crops restyled toward target crops
 
     def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:
