@@ -60,7 +60,9 @@ def test_format_estimate_says_where_its_costs_come_from(tmp_path):
     study = tmp_path / "results" / "new_study" / "cells"     # not yet created: a study never run
     measured = tmp_path / "results" / "old_study" / "cells"
     _write_cell(measured, "a", "supervised", 1000, 1000.0)   # 1 s/step on this machine
-    assert study_cells_dirs(study) == [measured.resolve()]
+    assert study_cells_dirs(study, extra_root=None) == [measured.resolve()]
+    elsewhere = tmp_path / "scratch" / "run" / "cells"        # a grid run with --out only
+    assert study_cells_dirs(elsewhere, extra_root=tmp_path / "results") == [measured.resolve()]
     cfg = from_dict({"objective": {"mode": "supervised"}, "trainer": {"max_steps": 600}})
     cells = [Cell("supervised", "cirrus_like", s, cfg) for s in range(3)]
     text = format_estimate(cells, [True, False, False], cells_dir=study, machine=HERE)

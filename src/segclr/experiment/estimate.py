@@ -83,10 +83,14 @@ def run_seconds(cfg, rates: dict[str, float] | None = None) -> float:
     return cfg.trainer.max_steps * per_step * _scale(cfg.to_dict()) + CELL_OVERHEAD_S
 
 
-def study_cells_dirs(cells_dir: Path) -> list[Path]:
-    """Every committed study's cells folder beside ``cells_dir`` (``docs/results/*/cells``)."""
-    root = Path(cells_dir).resolve().parent.parent
-    return sorted(p for p in root.glob("*/cells") if p.is_dir())
+def study_cells_dirs(cells_dir: Path, extra_root: Path | None = Path("docs/results")) -> list[Path]:
+    """Every committed study's cells folder beside ``cells_dir`` and under ``extra_root``
+    (``docs/results/*/cells`` of the checkout the command runs in), so a grid whose cells go to a
+    scratch folder is still estimated from the studies committed here."""
+    roots = {Path(cells_dir).resolve().parent.parent}
+    if extra_root is not None and Path(extra_root).is_dir():
+        roots.add(Path(extra_root).resolve())
+    return sorted({p for root in roots for p in root.glob("*/cells") if p.is_dir()})
 
 
 def format_estimate(cells: Iterable, done: Iterable[bool], cells_dir: Path | None = None,
