@@ -1,0 +1,24 @@
+"""Typed run configuration, loaded from YAML and overridden from the command line.
+
+One :class:`RunConfig` describes a whole training run. YAML files in ``configs/`` set
+the fields that differ from the defaults in :mod:`segclr.config.schema`; ``--set section.key=value``
+overrides any field (the value is parsed as YAML, so ``--set trainer.max_steps=200`` gives an int
+and ``--set data.target_domains=[cirrus_like]`` a list).
+
+Unknown keys and wrong types raise :class:`ConfigError` naming the key, never a stack
+trace from deep inside training (:mod:`segclr.config.loading`).
+"""
+
+from segclr.config.loading import (_coerce, _update, all_keys, apply_overrides, dump_config, from_dict, load_config,
+                                   parse_override, validate)
+from segclr.config.schema import (BN_STATS, CONTRASTIVE_LOSSES, CONTRASTIVE_MODES, GEOMETRIES, HEADS, MODES, NORMS,
+                                  PAIRS, SCHEDULES, SUP_LOSSES, SVDNA_MODES, AugmentConfig, ConfigError, DataConfig,
+                                  ModelConfig, ObjectiveConfig, PostprocessConfig, RunConfig, SVDNAConfig,
+                                  TrainerConfig)
+
+__all__ = [
+    "BN_STATS", "CONTRASTIVE_LOSSES", "CONTRASTIVE_MODES", "GEOMETRIES", "HEADS", "MODES", "NORMS", "PAIRS",
+    "SCHEDULES", "SUP_LOSSES", "SVDNA_MODES", "AugmentConfig", "ConfigError", "DataConfig", "ModelConfig",
+    "ObjectiveConfig", "PostprocessConfig", "RunConfig", "SVDNAConfig", "TrainerConfig", "_coerce", "_update",
+    "all_keys", "apply_overrides", "dump_config", "from_dict", "load_config", "parse_override", "validate",
+]
