@@ -21,9 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segclr.config import RunConfig
-from segclr.losses import make_supervised_loss
 from segclr.models import UNet
-from segclr.objectives.base import Objective, StepOutput, forward_split
+from segclr.objectives.base import Objective, StepOutput, forward_split, supervised_loss
 
 
 class _ReverseGrad(torch.autograd.Function):
@@ -55,8 +54,7 @@ def _target_images(objective: Objective, batch: dict, augment: nn.Module) -> Ten
 class DANNObjective(Objective):
     def __init__(self, cfg: RunConfig, net: UNet) -> None:
         super().__init__(cfg, net)
-        self.sup_loss = make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes,
-                                             batch=cfg.objective.dice_batch)
+        self.sup_loss = supervised_loss(cfg)
         channels = net.feature_info[-1].channels
         self.domain_classifier = nn.Sequential(nn.Linear(channels, 64), nn.ReLU(inplace=True), nn.Linear(64, 1))
 
@@ -78,8 +76,7 @@ class DANNObjective(Objective):
 class EntropyMinObjective(Objective):
     def __init__(self, cfg: RunConfig, net: UNet) -> None:
         super().__init__(cfg, net)
-        self.sup_loss = make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes,
-                                             batch=cfg.objective.dice_batch)
+        self.sup_loss = supervised_loss(cfg)
 
     def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:
         x, y = self.labeled_batch(augment, batch["labeled"])

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from segclr.config import RunConfig
+from segclr.losses import make_supervised_loss
 from segclr.models import UNet
 
 
@@ -17,6 +18,11 @@ from segclr.models import UNet
 class StepOutput:
     loss: Tensor
     logs: dict[str, Tensor | float] = field(default_factory=dict)
+
+
+def supervised_loss(cfg: RunConfig) -> nn.Module:
+    """L_sup as the config asks for it (kind, classes, batch or per-image Dice): one place for every objective."""
+    return make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes, batch=cfg.objective.dice_batch)
 
 
 class Objective(nn.Module):

@@ -26,9 +26,9 @@ from segclr.config import RunConfig
 from segclr.data.pairs import pair_is_augmented
 from segclr.data.svdna import build_restyle, restyled_labeled
 from segclr.io.images import InputError
-from segclr.losses import make_supervised_loss, negatives_per_query, nt_xent_logits, simsiam_loss
+from segclr.losses import negatives_per_query, nt_xent_logits, simsiam_loss
 from segclr.models import ChannelProjectionHead, PoolProjectionHead, SimSiamPredictor, UNet, count_parameters
-from segclr.objectives.base import Objective, StepOutput, forward_split
+from segclr.objectives.base import Objective, StepOutput, forward_split, supervised_loss
 
 
 class NoNegativesError(InputError):
@@ -48,8 +48,7 @@ def build_head(cfg: RunConfig, net: UNet) -> nn.Module:
 class SegCLRObjective(Objective):
     def __init__(self, cfg: RunConfig, net: UNet) -> None:
         super().__init__(cfg, net)
-        self.sup_loss = make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes,
-                                             batch=cfg.objective.dice_batch)
+        self.sup_loss = supervised_loss(cfg)
         self.head = build_head(cfg, net)
         self.predictor = (
             SimSiamPredictor(cfg.model.embedding_dim, max(1, cfg.model.embedding_dim // 2))

@@ -6,16 +6,14 @@ from torch import nn
 
 from segclr.config import RunConfig
 from segclr.data.svdna import build_restyle, restyled_labeled
-from segclr.losses import make_supervised_loss
 from segclr.models import UNet
-from segclr.objectives.base import Objective, StepOutput
+from segclr.objectives.base import Objective, StepOutput, supervised_loss
 
 
 class SupervisedObjective(Objective):
     def __init__(self, cfg: RunConfig, net: UNet) -> None:
         super().__init__(cfg, net)
-        self.sup_loss = make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes,
-                                             batch=cfg.objective.dice_batch)
+        self.sup_loss = supervised_loss(cfg)
         self.svdna = build_restyle(cfg)  # mode svdna: labeled crops restyled toward target crops
 
     def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:
