@@ -52,3 +52,23 @@ def test_bench_options_and_cheap_parts():
     rates = gemm_gflops(torch.device("cpu"), torch.float32, 64, 2)
     assert len(rates) == 2 and all(r > 0 for r in rates)
     assert machine_info(args)["device"] == "cpu"
+
+
+def test_stem_variants_build_the_s2d_network_with_fewer_flops():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from segclr.bench.common import VARIANTS, demo_config
+    from segclr.training.module import build_unet
+
+    assert VARIANTS["fp32-s2d"].stem == "s2d" and VARIANTS["fp32"].stem == "conv"
+    cfgs = {s: demo_config("supervised", "cpu", stem=s) for s in ("conv", "s2d")}
+    assert cfgs["s2d"].model.stem == "s2d" and cfgs["conv"].model.stem == "conv"
+    flops = {}
+    for stem, cfg in cfgs.items():
+        net = build_unet(cfg)
+        assert net.stem == stem
+        with FlopCounterMode(display=False) as fc:
+            net(torch.zeros(1, 1, 128, 128))
+        flops[stem] = fc.get_total_flops()
+    # the full-resolution stage holds a sizeable share of the FLOPs (docs/performance.md: 18 % of conv)
+    assert 0.5 * flops["conv"] < flops["s2d"] < 0.95 * flops["conv"]

@@ -76,3 +76,26 @@ def test_model_card_lists_classes_preprocessing_domains_and_metrics(tiny_bundle,
                                                                                               "Dice": 0.5}}}
     text = write_model_card(tiny_bundle, tmp_path / "model_card.md", metrics=metrics).read_text()
     assert "Dice 0.500" in text
+
+
+def test_s2d_stem_bundle_loads_predicts_and_exports(tmp_path):
+    # the bundle's model section carries the stem: Predictor rebuilds it, and export traces it
+    from segclr.io.bundle import save_bundle
+    from segclr.models import UNet
+
+    torch.manual_seed(0)
+    net = UNet(1, 3, 4, 2, "batch", stem="s2d").eval()
+    meta = {"model": {"num_classes": 3, "base_channels": 4, "depth": 2, "norm": "batch", "stem": "s2d"},
+            "preprocess": {"input_height": 32, "pad_multiple": 4}, "classes": ["background", "IRF", "SRF"],
+            "training": {"mode": "supervised", "labeled_domain": "spectralis", "steps": 0, "seed": 0}}
+    bundle = tmp_path / "model.safetensors"
+    save_bundle(bundle, net.state_dict(), meta)
+    predictor = Predictor(bundle)
+    assert predictor.net.stem == "s2d"
+    x = _bscan_batch(predictor.prep)
+    with torch.no_grad():
+        assert torch.equal(predictor.net(x), net(x))
+    res = export_model(bundle, "torchscript", tmp_path / "model.pt")
+    assert res.max_abs_diff <= 1e-4
+    with torch.no_grad():
+        assert torch.allclose(torch.jit.load(str(res.path))(x), net(x), atol=1e-4)

@@ -51,3 +51,44 @@ def test_channel_head_is_position_sensitive_pool_head_is_not():
 
 def test_count_parameters():
     assert count_parameters(torch.nn.Linear(3, 2)) == 8
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4])
+def test_s2d_stem_keeps_output_size_and_drops_the_full_resolution_stage(depth):
+    conv = UNet(1, 3, base_channels=4, depth=depth)
+    s2d = UNet(1, 3, base_channels=4, depth=depth, stem="s2d")
+    x = torch.randn(2, 1, 32, 48)
+    feats = s2d.encode(x)
+    # the conv stem's stages 1..depth: same widths and reductions, bottleneck identical
+    assert [(i.channels, i.reduction) for i in s2d.feature_info] == [
+        (i.channels, i.reduction) for i in conv.feature_info[1:]]
+    for f, info in zip(feats, s2d.feature_info):
+        assert f.shape == (2, info.channels, 32 // info.reduction, 48 // info.reduction)
+    assert s2d(x).shape == conv(x).shape == (2, 3, 32, 48)
+    assert s2d.size_multiple == conv.size_multiple == 2**depth
+    assert min(f.shape[-1] for f in feats) == 48 // 2**depth
+
+
+def test_s2d_stem_output_pixels_follow_their_own_input_pixels():
+    # PixelUnshuffle / PixelShuffle must be inverse layouts: a 1x1-receptive network (depth 1, all
+    # convs replaced by identities on the folded channels) maps each pixel to itself.
+    net = UNet(1, 1, base_channels=2, depth=1, stem="s2d")
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    assert torch.equal(net.unfold(net.fold(x)), x)
+
+
+def test_s2d_stem_every_parameter_gets_a_gradient():
+    net = UNet(1, 2, base_channels=4, depth=3, stem="s2d")
+    net(torch.randn(2, 1, 32, 32)).square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_conv_stem_state_dict_is_unchanged_and_unknown_stem_is_refused():
+    # the default must load every bundle written before the stem option existed
+    keys = set(UNet(1, 2, base_channels=4, depth=2).state_dict())
+    assert "encoder.0.0.weight" in keys and "out.weight" in keys
+    assert not any(k.startswith(("fold", "unfold")) for k in keys)
+    assert UNet(1, 2, base_channels=4, depth=2).encoder[0][0].in_channels == 1
+    assert UNet(1, 2, base_channels=4, depth=2, stem="s2d").encoder[0][0].in_channels == 4
+    with pytest.raises(ValueError, match="unknown stem 'x'"):
+        UNet(1, 2, stem="x")

@@ -3,7 +3,7 @@
 Usage::
 
     segclr bench [--device cpu|cuda] [--out DIR] [--steps N] [--quick]
-                                     [--rounds R] [--threads T] [--variants fp32,bf16,fp32-cl,bf16-cl]
+                                     [--rounds R] [--threads T] [--variants fp32,bf16,fp32-s2d,...]
                                      [--no-sweep] [--no-profile]
 
 Everything runs on the default config's shapes (the demo config: batch 8, crop 128, UNet base 8,
@@ -28,7 +28,7 @@ depth 4; SegCLR UDA with the Cch head, Pa pairs, unlabeled spectralis + cirrus_l
    B-scans one per ``Predictor.__call__`` (folder prediction, evaluation). Also timed, for comparison
    only: the UNet forward and the final argmax of one batch, the volume path with
    ``torch.max(probs, 1).indices`` in place of ``argmax(1)``, and the volume path under every other
-   variant (bf16 autocast / channels_last weights).
+   variant (bf16 autocast / channels_last weights / s2d stem).
 5. **Peak resident memory** (``ru_maxrss``; on Linux also the split between rendering the domains and
    ``fit`` itself, via /proc/self/clear_refs) of training (a real ``segclr.training.trainer.fit`` of the
    demo's SegCLR UDA config, shortened) and of inference, each in a fresh subprocess.
@@ -38,8 +38,10 @@ policy and with ``OMP_WAIT_POLICY=PASSIVE`` (read at start-up, hence a subproces
 
 Variants (``--variants``): ``fp32``; ``bf16`` = bf16 autocast (Lightning ``precision="bf16-mixed"``, the
 plain loop ``torch.autocast(device, torch.bfloat16)``); ``-cl`` = module converted with
-``.to(memory_format=torch.channels_last)`` (convolutions then run NHWC; inputs stay as produced).
-Default: ``fp32`` on CPU, all four on CUDA. The target verdicts use the first variant listed.
+``.to(memory_format=torch.channels_last)`` (convolutions then run NHWC; inputs stay as produced);
+``fp32-s2d`` / ``bf16-s2d`` = the UNet with the space-to-depth stem (``model.stem=s2d``: no
+full-resolution stage; FLOPs counted for that network). Default: ``fp32`` on CPU, the four conv-stem
+variants on CUDA. The target verdicts use the first variant listed.
 Every worker runs in its own interpreter; ``--threads`` applies to all of them except the sweep.
 
 Writes ``bench.json`` and ``bench.md`` into ``--out`` (default ``segclr-bench/``; ``benchmarks/out/`` when run as

@@ -9,16 +9,26 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 MODES = ("supervised", "segclr_uda")
-VARIANTS = {  # name -> (bf16 autocast, channels_last)
-    "fp32": (False, False),
-    "bf16": (True, False),
-    "fp32-cl": (False, True),
-    "bf16-cl": (True, True),
+
+
+class Variant(NamedTuple):
+    bf16: bool             # bf16 autocast
+    channels_last: bool    # channels_last model weights
+    stem: str = "conv"     # the UNet's stem (model.stem): s2d drops the full-resolution stage
+
+
+VARIANTS = {
+    "fp32": Variant(False, False),
+    "bf16": Variant(True, False),
+    "fp32-cl": Variant(False, True),
+    "bf16-cl": Variant(True, True),
+    "fp32-s2d": Variant(False, False, "s2d"),
+    "bf16-s2d": Variant(True, False, "s2d"),
 }
 TARGETS = {
     "overhead_ratio_min": 0.95,
@@ -91,13 +101,14 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", module="lightning.*")
 
 
-def demo_config(mode: str, device: str, max_steps: int | None = None):
-    """The demo's RunConfig for ``mode`` (its shapes are the default config's)."""
+def demo_config(mode: str, device: str, max_steps: int | None = None, stem: str = "conv"):
+    """The demo's RunConfig for ``mode`` (its shapes are the default config's), with the UNet's ``stem``."""
     from segclr.experiment.demo import demo_configs
 
     cfg = demo_configs(seed=0, steps=max_steps)[mode]
     cfg.trainer.accelerator = device
     cfg.trainer.progress_bar = False
+    cfg.model.stem = stem
     return cfg
 
 

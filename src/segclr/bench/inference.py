@@ -120,14 +120,20 @@ def worker_infer(args) -> dict:
             f"torch.max(probs, 1).indices on {tuple(probs.shape)}": per_call_ms(lambda: torch.max(probs, 1).indices),
         }
 
-    # The shipped volume path under the other variants (bf16 autocast / channels_last weights).
+    # The shipped volume path under the other variants (bf16 autocast / channels_last weights /
+    # the s2d stem, an untrained network of that stem: the time does not depend on the weights).
     others = [v for v in args.variants if v != "fp32"]
     by_variant: dict[str, list[float]] = {v: [] for v in others}
+    nets = {"conv": predictor.net}
+    for stem in {VARIANTS[v].stem for v in others} - {"conv"}:
+        torch.manual_seed(0)
+        nets[stem] = SegCLRModule(demo_config("segclr_uda", device.type, stem=stem).to_dict()).net.to(device).eval()
     for r in range(args.infer_reps if others else 0):
         for v in others if r % 2 == 0 else others[::-1]:
-            bf16, cl = VARIANTS[v]
-            predictor.net.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
-            with autocast_ctx(device, bf16):
+            var = VARIANTS[v]
+            predictor.net = nets[var.stem]
+            predictor.net.to(memory_format=torch.channels_last if var.channels_last else torch.contiguous_format)
+            with autocast_ctx(device, var.bf16):
                 shipped_volume(volume[:batch])
                 sync(device)
                 t = time.perf_counter()
@@ -135,7 +141,7 @@ def worker_infer(args) -> dict:
                 sync(device)
                 by_variant[v].append(time.perf_counter() - t)
             log(f"inference rep {r + 1}/{args.infer_reps} {v}: 49 slices {by_variant[v][-1]:.2f} s")
-    predictor.net.to(memory_format=torch.contiguous_format)
+    predictor.net = nets["conv"].to(memory_format=torch.contiguous_format)
     res["volume49_s_by_variant"] = by_variant
     res["rss_end"] = rss_mb()
     if device.type == "cuda":

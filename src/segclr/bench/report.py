@@ -16,14 +16,15 @@ def summarize(args, machine: dict, train: dict, infer: dict, mem: dict, sweep: l
         t = median(r["periods_s"])
         step[key], step_min[key], step_cpu[key] = t, min(r["periods_s"]), median(r["cpu_periods_s"])
         lab, enc = train["images_per_step"][m]
-        gf = train["flops_per_step"][m] / t / 1e9
-        limit = train["gemm"]["bf16" if VARIANTS[v][0] and "bf16" in train["gemm"] else "fp32"]["best_gflops"]
+        flops = train.get("flops_by_variant", {}).get(v, train["flops_per_step"])[m]
+        gf = flops / t / 1e9
+        limit = train["gemm"]["bf16" if VARIANTS[v].bf16 and "bf16" in train["gemm"] else "fp32"]["best_gflops"]
         rows.append({
             "variant": v, "mode": m, "path": p, "step_ms": 1e3 * t,
             "step_ms_min": 1e3 * step_min[key], "cpu_ms": 1e3 * step_cpu[key], "steps_timed": len(r["periods_s"]),
             "labeled_images_per_s": lab / t, "encoded_images_per_s": enc / t,
-            "gflop_per_step": train["flops_per_step"][m] / 1e9, "model_gflops": gf, "gemm_fraction": gf / limit,
-            "model_gflops_per_cpu_s": train["flops_per_step"][m] / step_cpu[key] / 1e9,
+            "gflop_per_step": flops / 1e9, "model_gflops": gf, "gemm_fraction": gf / limit,
+            "model_gflops_per_cpu_s": flops / step_cpu[key] / 1e9,
             **({"in_hooks_ms": 1e3 * median(r["in_hooks_s"]),
                 # Lightning's loop between on_train_batch_end and the next on_train_batch_start.
                 "outside_hooks_ms": 1e3 * median([a - b for a, b in zip(r["periods_s"], r["in_hooks_s"])])}

@@ -126,6 +126,7 @@ def worker_train(args) -> dict:
     device = torch.device(args.device)
     res: dict[str, Any] = {"rss_after_import": rss_mb()}
     cfgs = {m: demo_config(m, device.type) for m in MODES}
+    stems = sorted({VARIANTS[v].stem for v in args.variants})
 
     t = time.perf_counter()
     bank = DomainBank(cfgs["segclr_uda"].data.simulation_seed)
@@ -140,24 +141,28 @@ def worker_train(args) -> dict:
 
     modules: dict[tuple[str, str], Any] = {}
     for v in args.variants:
-        bf16, cl = VARIANTS[v]
+        var = VARIANTS[v]
         for m in MODES:
             L.seed_everything(0, verbose=False)
-            mod = SegCLRModule(cfgs[m].to_dict())
-            if cl:
+            mod = SegCLRModule(demo_config(m, device.type, stem=var.stem).to_dict())
+            if var.channels_last:
                 mod = mod.to(memory_format=torch.channels_last)
             modules[(v, m)] = mod
 
-    # FLOPs per step (fp32 count; the same math runs in every variant).
-    flops = {}
-    for m in MODES:
-        L.seed_everything(0, verbose=False)
-        flops[m] = model_flops(SegCLRModule(cfgs[m].to_dict()), batches[m][0], device)
-    res["flops_per_step"] = flops
-    log("FLOPs per step: " + ", ".join(f"{m} {f / 1e9:.2f} GFLOP" for m, f in flops.items()))
+    # FLOPs per step (fp32 count; the same math runs in every variant of one stem).
+    by_stem = {}
+    for stem in stems:
+        by_stem[stem] = {}
+        for m in MODES:
+            L.seed_everything(0, verbose=False)
+            mod = SegCLRModule(demo_config(m, device.type, stem=stem).to_dict())
+            by_stem[stem][m] = model_flops(mod, batches[m][0], device)
+        log(f"FLOPs per step, {stem} stem: " + ", ".join(f"{m} {f / 1e9:.2f} GFLOP" for m, f in by_stem[stem].items()))
+    res["flops_by_variant"] = {v: by_stem[VARIANTS[v].stem] for v in args.variants}
+    res["flops_per_step"] = res["flops_by_variant"][args.variants[0]]
 
     gemm_n = 8192 if device.type == "cuda" else 2048
-    with_bf16 = device.type == "cuda" or any(VARIANTS[v][0] for v in args.variants)
+    with_bf16 = device.type == "cuda" or any(VARIANTS[v].bf16 for v in args.variants)
     gemm = {"fp32": [], **({"bf16": []} if with_bf16 else {})}
     runs: dict[str, list] = {}
     per_round: list[dict] = []
@@ -168,7 +173,7 @@ def worker_train(args) -> dict:
         rnd: dict[str, float] = {}
         modes = MODES if r % 2 == 0 else MODES[::-1]
         for v in args.variants:
-            bf16, _ = VARIANTS[v]
+            bf16 = VARIANTS[v].bf16
             for m in modes:
                 paths = ("lightning", "plain") if r % 2 == 0 else ("plain", "lightning")
                 for p in paths:

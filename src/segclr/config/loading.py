@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from segclr.config.schema import (BN_STATS, CONTRASTIVE_LOSSES, GEOMETRIES, HEADS, MODES, NORMS, PAIRS,
-                                  SCHEDULES, SUP_LOSSES, SVDNA_MODES, ConfigError, RunConfig)
+                                  SCHEDULES, STEMS, SUP_LOSSES, SVDNA_MODES, ConfigError, RunConfig)
 
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
@@ -80,6 +80,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check_choice("objective.sup_loss", cfg.objective.sup_loss, SUP_LOSSES)
     _check_choice("model.head", cfg.model.head, HEADS)
     _check_choice("model.norm", cfg.model.norm, NORMS)
+    _check_choice("model.stem", cfg.model.stem, STEMS)
     _check_choice("data.pairs", cfg.data.pairs, PAIRS)
     _check_choice("objective.bn_stats", cfg.objective.bn_stats, BN_STATS)
     _check_choice("data.geometry", cfg.data.geometry, GEOMETRIES)

@@ -21,6 +21,7 @@ PAIRS = ("a", "s", "s+a")
 CONTRASTIVE_LOSSES = ("ntxent", "simsiam")
 SUP_LOSSES = ("dice", "dice_ce")
 NORMS = ("batch", "instance", "group")
+STEMS = ("conv", "s2d")
 BN_STATS = ("joint", "labeled")
 GEOMETRIES = ("source", "native")
 SCHEDULES = ("cosine", "poly", "constant")
@@ -112,6 +113,9 @@ class ModelConfig:
     depth: int = 4                # number of 2x downsamplings; inputs must be divisible by 2**depth
     norm: str = "batch"
     dropout: float = 0.0
+    # conv = full-resolution first stage; s2d = space-to-depth (2x2 blocks folded into channels,
+    # the network starts at half resolution, logits unfolded back): the speed issue's cheaper stem
+    stem: str = "conv"
     head: str = "ch"              # ch = Cch (channel aggregation), pool = Cpool (SimCLR)
     head_stage: int = -1          # encoder stage the head taps (-1 = bottleneck)
     head_channels: int = 1        # Cch: channels kept by the 1x1 reduction (the paper's k)

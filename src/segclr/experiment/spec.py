@@ -117,6 +117,7 @@ ADDED_KEYS = {
     "data": {"val_patients": []},
     "augment": {"overlay_prob": 0.0},
     "objective": {"dice_batch": True},
+    "model": {"stem": "conv"},
     "trainer": {"schedule": "cosine", "warmup_steps": 0, "val_every_n_steps": 0},
     "postprocess": {"min_component_px": 0, "retina_only": False},
 }

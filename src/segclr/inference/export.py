@@ -41,11 +41,7 @@ class ExportableUNet(nn.Module):
         self.net = net
 
     def forward(self, image: Tensor) -> Tensor:
-        net = self.net
-        feats = [net.encoder[0](image)]
-        for block in net.encoder[1:]:
-            feats.append(block(net.pool(feats[-1])))
-        return net.decode(feats)
+        return self.net.decode(self.net.encode_unchecked(image))
 
 
 @dataclass

@@ -40,7 +40,8 @@ class Predictor:
         self.classes: list[str] = list(meta["classes"])
         self.prep = Preprocessing(**meta["preprocess"])
         self.device = torch.device(device)
-        self.net = UNet(1, m["num_classes"], m["base_channels"], m["depth"], m["norm"], m.get("dropout", 0.0))
+        self.net = UNet(1, m["num_classes"], m["base_channels"], m["depth"], m["norm"], m.get("dropout", 0.0),
+                        m.get("stem", "conv"))
         try:
             self.net.load_state_dict(state)
         except RuntimeError as err:

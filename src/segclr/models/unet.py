@@ -6,8 +6,16 @@ states the channels and the spatial reduction of every stage, so a projection he
 built for any stage without running the network.
 
 Shape constraint: the input's height and width must be divisible by ``2 ** depth``
-(``depth`` 2x2 max-pool downsamplings); :meth:`UNet.check_input` raises a ``ValueError``
+(``depth`` 2x downsamplings); :meth:`UNet.check_input` raises a ``ValueError``
 naming the nearest valid sizes otherwise. Inference code pads to that multiple.
+
+Two stems. ``conv`` (the default) is the classic UNet: its first stage runs two 3x3 convolutions
+at full resolution with ``base_channels`` channels. ``s2d`` (space-to-depth) folds every 2x2 block
+of pixels into 4 channels (``PixelUnshuffle``), so the network starts at half resolution with the
+second stage's width, and its logits are unfolded back to full resolution (``PixelShuffle``). It
+keeps the output resolution and the bottleneck, and drops the full-resolution stage: the one whose
+thin convolutions run far below the CPU's limit (docs/performance.md). Its stages are the conv
+stem's stages 1..depth, so ``feature_info`` lists ``depth`` stages with reductions 2 .. 2**depth.
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+
+STEMS = ("conv", "s2d")
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
@@ -62,11 +73,14 @@ class UNet(nn.Module):
         depth: number of 2x downsamplings (the bottleneck is stage ``depth``).
         norm: ``batch``, ``instance`` or ``group``.
         dropout: Dropout2d probability in the bottleneck.
+        stem: ``conv`` (full-resolution first stage) or ``s2d`` (space-to-depth, see the module doc).
 
     Example:
         >>> net = UNet(1, 2, base_channels=8, depth=4)
         >>> feats = net.encode(torch.zeros(2, 1, 64, 64))
         >>> net.decode(feats).shape
+        torch.Size([2, 2, 64, 64])
+        >>> UNet(1, 2, base_channels=8, depth=4, stem="s2d")(torch.zeros(2, 1, 64, 64)).shape
         torch.Size([2, 2, 64, 64])
     """
 
@@ -78,23 +92,31 @@ class UNet(nn.Module):
         depth: int = 4,
         norm: str = "batch",
         dropout: float = 0.0,
+        stem: str = "conv",
     ) -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         if base_channels < 1:
             raise ValueError(f"base_channels must be >= 1, got {base_channels}")
-        self.depth = depth
-        chans = [base_channels * 2**i for i in range(depth + 1)]
-        self.feature_info = [FeatureInfo(i, c, 2**i) for i, c in enumerate(chans)]
+        if stem not in STEMS:
+            raise ValueError(f"unknown stem {stem!r}; expected one of {', '.join(STEMS)}")
+        self.depth, self.stem = depth, stem
+        # the conv stem's stages 0..depth; s2d starts at stage 1, on 2x2 blocks folded into channels
+        first = 1 if stem == "s2d" else 0
+        chans = [base_channels * 2**i for i in range(first, depth + 1)]
+        self.feature_info = [FeatureInfo(i, c, 2 ** (i + first)) for i, c in enumerate(chans)]
+        top = len(chans) - 1
+        self.fold = nn.PixelUnshuffle(2) if first else nn.Identity()
         self.encoder = nn.ModuleList(
-            [ConvBlock(in_channels, chans[0], norm)]
-            + [ConvBlock(chans[i - 1], chans[i], norm, dropout if i == depth else 0.0) for i in range(1, depth + 1)]
+            [ConvBlock(in_channels * 4**first, chans[0], norm, dropout if top == 0 else 0.0)]
+            + [ConvBlock(chans[i - 1], chans[i], norm, dropout if i == top else 0.0) for i in range(1, top + 1)]
         )
         self.pool = nn.MaxPool2d(2)
-        self.up = nn.ModuleList([nn.ConvTranspose2d(chans[i], chans[i - 1], 2, stride=2) for i in range(depth, 0, -1)])
-        self.decoder = nn.ModuleList([ConvBlock(2 * chans[i - 1], chans[i - 1], norm) for i in range(depth, 0, -1)])
-        self.out = nn.Conv2d(chans[0], num_classes, 1)
+        self.up = nn.ModuleList([nn.ConvTranspose2d(chans[i], chans[i - 1], 2, stride=2) for i in range(top, 0, -1)])
+        self.decoder = nn.ModuleList([ConvBlock(2 * chans[i - 1], chans[i - 1], norm) for i in range(top, 0, -1)])
+        self.out = nn.Conv2d(chans[0], num_classes * 4**first, 1)
+        self.unfold = nn.PixelShuffle(2) if first else nn.Identity()
 
     @property
     def size_multiple(self) -> int:
@@ -116,9 +138,13 @@ class UNet(nn.Module):
             )
 
     def encode(self, x: Tensor) -> list[Tensor]:
-        """Encoder feature maps, stage 0 (full size) to stage ``depth`` (bottleneck)."""
+        """Encoder feature maps, shallowest first, the bottleneck last (see ``feature_info``)."""
         self.check_input(x)
-        feats = [self.encoder[0](x)]
+        return self.encode_unchecked(x)
+
+    def encode_unchecked(self, x: Tensor) -> list[Tensor]:
+        """:meth:`encode` without the input check (tracing for export keeps shapes dynamic)."""
+        feats = [self.encoder[0](self.fold(x))]
         for block in self.encoder[1:]:
             feats.append(block(self.pool(feats[-1])))
         return feats
@@ -127,7 +153,7 @@ class UNet(nn.Module):
         y = feats[-1]
         for up, block, skip in zip(self.up, self.decoder, reversed(feats[:-1])):
             y = block(torch.cat([up(y), skip], dim=1))
-        return self.out(y)
+        return self.unfold(self.out(y))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decode(self.encode(x))

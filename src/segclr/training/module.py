@@ -31,7 +31,7 @@ from segclr.training.errors import NonFiniteError
 
 def build_unet(cfg: RunConfig) -> UNet:
     m = cfg.model
-    return UNet(1, m.num_classes, m.base_channels, m.depth, m.norm, m.dropout)
+    return UNet(1, m.num_classes, m.base_channels, m.depth, m.norm, m.dropout, m.stem)
 
 
 def load_unet_weights(net: UNet, bundle_path: str) -> None:

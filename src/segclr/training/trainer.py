@@ -130,7 +130,8 @@ def bundle_metadata(cfg: RunConfig, module: SegCLRModule, seconds: float, steps:
     # the run's preprocessing, with the target spacing the data module derived from the training data
     dm_prep = (prep or Preprocessing(cfg.data.input_height, 2**cfg.model.depth)).to_dict()
     return {
-        "model": {k: getattr(cfg.model, k) for k in ("num_classes", "base_channels", "depth", "norm", "dropout")},
+        "model": {k: getattr(cfg.model, k)
+                  for k in ("num_classes", "base_channels", "depth", "norm", "dropout", "stem")},
         "preprocess": dm_prep,
         "classes": class_names(cfg.model.num_classes),
         "postprocess": dict(vars(cfg.postprocess)),
