@@ -92,3 +92,26 @@ def test_conv_stem_state_dict_is_unchanged_and_unknown_stem_is_refused():
     assert UNet(1, 2, base_channels=4, depth=2, stem="s2d").encoder[0][0].in_channels == 4
     with pytest.raises(ValueError, match="unknown stem 'x'"):
         UNet(1, 2, stem="x")
+
+
+def test_s2d_refine_stem_mixes_across_block_borders_and_shares_the_config_choices():
+    from segclr.config import STEMS as CONFIG_STEMS
+    from segclr.models.unet import STEMS
+
+    assert CONFIG_STEMS == STEMS
+    net = UNet(1, 2, base_channels=4, depth=2, stem="s2d_refine").eval()
+    assert [(i.channels, i.reduction) for i in net.feature_info] == [(8, 2), (16, 4)]
+    x = torch.randn(1, 1, 16, 16)
+    assert net(x).shape == (1, 2, 16, 16)
+    # the full-resolution 3x3 layer: changing one pixel moves logits in the neighbouring 2x2 block
+    # too (pure s2d's 1x1 output is per block); checked through the head alone on decoder features
+    feats = torch.zeros(1, 8, 8, 8)
+    bumped = feats.clone()
+    bumped[0, :, 3, 3] = 1.0  # half-resolution cell (3, 3) = full-resolution block rows/cols 6-7
+    with torch.no_grad():
+        delta = (net.out(bumped) - net.out(feats)).abs().sum(1)[0]
+    assert delta[5, 6] > 0 and delta[8, 7] > 0 and delta[:4].sum() == 0
+    net(x).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    with pytest.raises(ValueError, match="even base_channels"):
+        UNet(1, 2, base_channels=5, depth=2, stem="s2d_refine")

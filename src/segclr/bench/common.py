@@ -29,6 +29,7 @@ VARIANTS = {
     "bf16-cl": Variant(True, True),
     "fp32-s2d": Variant(False, False, "s2d"),
     "bf16-s2d": Variant(True, False, "s2d"),
+    "fp32-s2dr": Variant(False, False, "s2d_refine"),
 }
 TARGETS = {
     "overhead_ratio_min": 0.95,

@@ -270,7 +270,9 @@ def render_md(s: dict) -> str:
         L.append(f"| fp32, raw masks without post-processing (retina mask, component filter) | "
                  f"{i['volume49_torch_max_s']:.2f} |")
     for v, t in i["volume49_s_by_variant"].items():
-        L.append(f"| {v} (not shipped) | {t:.2f} |")
+        raw = VARIANTS[v].stem != "conv" if v in VARIANTS else False
+        L.append(f"| {v} (not shipped{'; untrained network, raw masks: compare with the raw-mask row' if raw else ''}) "
+                 f"| {t:.2f} |")
     mm = s["memory"]
     L.append("\n## Peak resident memory (ru_maxrss, fresh process each)\n")
     L.append("| process | peak MB | RSS after imports MB |\n|---|---|---|")

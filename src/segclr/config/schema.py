@@ -21,7 +21,7 @@ PAIRS = ("a", "s", "s+a")
 CONTRASTIVE_LOSSES = ("ntxent", "simsiam")
 SUP_LOSSES = ("dice", "dice_ce")
 NORMS = ("batch", "instance", "group")
-STEMS = ("conv", "s2d")
+STEMS = ("conv", "s2d", "s2d_refine")
 BN_STATS = ("joint", "labeled")
 GEOMETRIES = ("source", "native")
 SCHEDULES = ("cosine", "poly", "constant")
@@ -114,7 +114,8 @@ class ModelConfig:
     norm: str = "batch"
     dropout: float = 0.0
     # conv = full-resolution first stage; s2d = space-to-depth (2x2 blocks folded into channels,
-    # the network starts at half resolution, logits unfolded back): the speed issue's cheaper stem
+    # the network starts at half resolution, logits unfolded back): the speed issue's cheaper stem;
+    # s2d_refine = s2d plus one thin 3x3 layer at full resolution (docs/performance.md)
     stem: str = "conv"
     head: str = "ch"              # ch = Cch (channel aggregation), pool = Cpool (SimCLR)
     head_stage: int = -1          # encoder stage the head taps (-1 = bottleneck)

@@ -16,6 +16,9 @@ second stage's width, and its logits are unfolded back to full resolution (``Pix
 keeps the output resolution and the bottleneck, and drops the full-resolution stage: the one whose
 thin convolutions run far below the CPU's limit (docs/performance.md). Its stages are the conv
 stem's stages 1..depth, so ``feature_info`` lists ``depth`` stages with reductions 2 .. 2**depth.
+``s2d_refine`` is ``s2d`` whose last decoder features (not its logits) are unfolded and mixed by one
+thin 3x3 convolution at full resolution before the 1x1 output, so outlines can cross the borders of
+the 2x2 blocks; it needs an even ``base_channels``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 
-STEMS = ("conv", "s2d")
+STEMS = ("conv", "s2d", "s2d_refine")
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:
@@ -73,7 +76,8 @@ class UNet(nn.Module):
         depth: number of 2x downsamplings (the bottleneck is stage ``depth``).
         norm: ``batch``, ``instance`` or ``group``.
         dropout: Dropout2d probability in the bottleneck.
-        stem: ``conv`` (full-resolution first stage) or ``s2d`` (space-to-depth, see the module doc).
+        stem: ``conv`` (full-resolution first stage), ``s2d`` (space-to-depth) or ``s2d_refine``
+            (space-to-depth plus one thin full-resolution layer); see the module doc.
 
     Example:
         >>> net = UNet(1, 2, base_channels=8, depth=4)
@@ -103,7 +107,9 @@ class UNet(nn.Module):
             raise ValueError(f"unknown stem {stem!r}; expected one of {', '.join(STEMS)}")
         self.depth, self.stem = depth, stem
         # the conv stem's stages 0..depth; s2d starts at stage 1, on 2x2 blocks folded into channels
-        first = 1 if stem == "s2d" else 0
+        first = 0 if stem == "conv" else 1
+        if stem == "s2d_refine" and base_channels % 2:
+            raise ValueError(f"stem s2d_refine needs an even base_channels, got {base_channels}")
         chans = [base_channels * 2**i for i in range(first, depth + 1)]
         self.feature_info = [FeatureInfo(i, c, 2 ** (i + first)) for i, c in enumerate(chans)]
         top = len(chans) - 1
@@ -115,8 +121,18 @@ class UNet(nn.Module):
         self.pool = nn.MaxPool2d(2)
         self.up = nn.ModuleList([nn.ConvTranspose2d(chans[i], chans[i - 1], 2, stride=2) for i in range(top, 0, -1)])
         self.decoder = nn.ModuleList([ConvBlock(2 * chans[i - 1], chans[i - 1], norm) for i in range(top, 0, -1)])
-        self.out = nn.Conv2d(chans[0], num_classes * 4**first, 1)
-        self.unfold = nn.PixelShuffle(2) if first else nn.Identity()
+        if stem == "s2d_refine":
+            self.out = nn.Sequential(
+                nn.PixelShuffle(2),  # 2 * base channels at half resolution -> base / 2 at full resolution
+                nn.Conv2d(chans[0] // 4, base_channels, 3, padding=1, bias=False),
+                make_norm(norm, base_channels),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(base_channels, num_classes, 1),
+            )
+            self.unfold = nn.Identity()
+        else:
+            self.out = nn.Conv2d(chans[0], num_classes * 4**first, 1)
+            self.unfold = nn.PixelShuffle(2) if first else nn.Identity()
 
     @property
     def size_multiple(self) -> int:
