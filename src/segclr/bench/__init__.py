@@ -28,7 +28,7 @@ depth 4; SegCLR UDA with the Cch head, Pa pairs, unlabeled spectralis + cirrus_l
    B-scans one per ``Predictor.__call__`` (folder prediction, evaluation). Also timed, for comparison
    only: the UNet forward and the final argmax of one batch, the volume path with
    ``torch.max(probs, 1).indices`` in place of ``argmax(1)``, and the volume path under every other
-   variant (bf16 autocast / channels_last weights / s2d stem).
+   variant (bf16 autocast / channels_last weights / another stem).
 5. **Peak resident memory** (``ru_maxrss``; on Linux also the split between rendering the domains and
    ``fit`` itself, via /proc/self/clear_refs) of training (a real ``segclr.training.trainer.fit`` of the
    demo's SegCLR UDA config, shortened) and of inference, each in a fresh subprocess.
@@ -40,7 +40,8 @@ Variants (``--variants``): ``fp32``; ``bf16`` = bf16 autocast (Lightning ``preci
 plain loop ``torch.autocast(device, torch.bfloat16)``); ``-cl`` = module converted with
 ``.to(memory_format=torch.channels_last)`` (convolutions then run NHWC; inputs stay as produced);
 ``fp32-s2d`` / ``bf16-s2d`` = the UNet with the space-to-depth stem (``model.stem=s2d``: no
-full-resolution stage; FLOPs counted for that network). Default: ``fp32`` on CPU, the four conv-stem
+full-resolution stage; FLOPs counted for that network), ``fp32-s2dr`` = the ``s2d_refine`` stem (s2d plus
+one thin full-resolution layer); another stem's volume-path time is taken on raw masks. Default: ``fp32`` on CPU, the four conv-stem
 variants on CUDA. The target verdicts use the first variant listed.
 Every worker runs in its own interpreter; ``--threads`` applies to all of them except the sweep.
 
