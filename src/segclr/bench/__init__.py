@@ -40,9 +40,9 @@ Variants (``--variants``): ``fp32``; ``bf16`` = bf16 autocast (Lightning ``preci
 plain loop ``torch.autocast(device, torch.bfloat16)``); ``-cl`` = module converted with
 ``.to(memory_format=torch.channels_last)`` (convolutions then run NHWC; inputs stay as produced);
 ``fp32-s2d`` / ``bf16-s2d`` = the UNet with the space-to-depth stem (``model.stem=s2d``: no
-full-resolution stage; FLOPs counted for that network), ``fp32-s2dr`` = the ``s2d_refine`` stem (s2d plus
-one thin full-resolution layer); another stem's volume-path time is taken on raw masks. Default: ``fp32`` on CPU, the four conv-stem
-variants on CUDA. The target verdicts use the first variant listed.
+full-resolution stage; FLOPs counted for that network), ``fp32-s2dr`` = the ``s2d_refine`` stem
+(s2d plus one thin full-resolution layer); another stem's volume-path time is taken on raw masks.
+Default: ``fp32`` on CPU, the four conv-stem variants on CUDA. The target verdicts use the first variant listed.
 Every worker runs in its own interpreter; ``--threads`` applies to all of them except the sweep.
 
 Writes ``bench.json`` and ``bench.md`` into ``--out`` (default ``segclr-bench/``; ``benchmarks/out/`` when run as

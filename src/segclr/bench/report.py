@@ -160,6 +160,7 @@ def summarize(args, machine: dict, train: dict, infer: dict, mem: dict, sweep: l
                                "unlabeled spectralis + cirrus_like"},
         "gemm": train["gemm"],
         "flops_per_step": train["flops_per_step"],
+        "flops_by_variant": train.get("flops_by_variant", {}),
         "images_per_step": {m: {"labeled": a, "encoded": b} for m, (a, b) in train["images_per_step"].items()},
         "training": rows,
         "framework_overhead": overhead,
@@ -212,14 +213,10 @@ def render_md(s: dict) -> str:
     L.append("Model FLOPs per step (forward+backward, FlopCounterMode): " + ", ".join(
         f"{k} {v / 1e9:.2f} GFLOP ({ips[k]['labeled']} labeled, {ips[k]['encoded']} encoded images)"
         for k, v in fl.items()) + ".\n")
-    other = {r["variant"]: {} for r in s["training"]}
-    for r in s["training"]:
-        if abs(r["gflop_per_step"] * 1e9 - fl[r["mode"]]) > 1e-3 * fl[r["mode"]]:
-            other[r["variant"]][r["mode"]] = r["gflop_per_step"]
-    for v, by_mode in other.items():
-        if by_mode:
-            L.append(f"Variant {v} is another network: " + ", ".join(f"{m} {g:.2f} GFLOP" for m, g in by_mode.items())
-                     + " per step.\n")
+    for v, by_mode in s.get("flops_by_variant", {}).items():
+        if by_mode != fl:  # a variant with another stem is another network
+            L.append(f"Variant {v} is another network: "
+                     + ", ".join(f"{m} {f / 1e9:.2f} GFLOP" for m, f in by_mode.items()) + " per step.\n")
     L.append("Wall ms/step is the median (min) over all timed steps; CPU ms is the process CPU time per step "
              "(all threads, spin-waiting included). Throughput and GFLOP/s use the median wall time.\n")
     L.append("| variant | mode | path | wall ms/step median (min) | CPU ms/step | labeled img/s | encoded img/s "
