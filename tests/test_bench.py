@@ -72,3 +72,18 @@ def test_stem_variants_build_the_s2d_network_with_fewer_flops():
         flops[stem] = fc.get_total_flops()
     # the full-resolution stage holds a sizeable share of the FLOPs (docs/performance.md: 18 % of conv)
     assert 0.5 * flops["conv"] < flops["s2d"] < 0.95 * flops["conv"]
+
+
+def test_compile_variants_compile_every_top_level_block_and_skip_inference():
+    from segclr.bench import driver
+    from segclr.bench.common import VARIANTS, compile_blocks, demo_config
+    from segclr.training.module import build_unet
+
+    assert VARIANTS["fp32-c"].compile and VARIANTS["bf16-c"].compile and VARIANTS["bf16-c"].bf16
+    assert not any(VARIANTS[v].compile for v in ("fp32", "bf16", "fp32-cl", "fp32-s2d"))
+    assert driver.parse_args(["--variants", "fp32,fp32-c"]).variants == ["fp32", "fp32-c"]
+    net = build_unet(demo_config("supervised", "cpu"))
+    names = compile_blocks(net)  # wraps each block; nothing is compiled until a block first runs
+    assert names == [n for n, _ in net.named_children()] and len(names) >= 3
+    assert all(child._compiled_call_impl is not None for child in net.children())
+    assert torch._dynamo.config.cache_size_limit >= 16 * len(names)

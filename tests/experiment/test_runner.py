@@ -354,3 +354,16 @@ def test_report_names_the_machines_that_trained_the_cells():
     assert text == ("AMD EPYC (AVX2, 2 threads, cpu, torch 2.13.0+cpu): 2 cells; "
                     "x86_64 (CPU model not recorded, 2 threads): 1 cell")
     assert describe_machines([]) == "none"
+
+
+def test_eval_device_follows_the_training_accelerator(monkeypatch):
+    import torch
+
+    from segclr.config import from_dict
+    from segclr.experiment.runner import eval_device
+
+    auto, cpu = from_dict({}), from_dict({"trainer": {"accelerator": "cpu"}})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert (eval_device(auto), eval_device(cpu)) == ("cuda", "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert eval_device(auto) == "cpu"

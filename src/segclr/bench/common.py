@@ -20,6 +20,7 @@ class Variant(NamedTuple):
     bf16: bool             # bf16 autocast
     channels_last: bool    # channels_last model weights
     stem: str = "conv"     # the UNet's stem (model.stem): s2d drops the full-resolution stage
+    compile: bool = False  # torch.compile on each top-level UNet block (training only; see compile_blocks)
 
 
 VARIANTS = {
@@ -30,6 +31,8 @@ VARIANTS = {
     "fp32-s2d": Variant(False, False, "s2d"),
     "bf16-s2d": Variant(True, False, "s2d"),
     "fp32-s2dr": Variant(False, False, "s2d_refine"),
+    "fp32-c": Variant(False, False, "conv", True),
+    "bf16-c": Variant(True, False, "conv", True),
 }
 TARGETS = {
     "overhead_ratio_min": 0.95,
@@ -39,6 +42,25 @@ TARGETS = {
     "volume49_s_max": 2.0,
     "train_peak_gb_max": 4.0,
 }
+
+
+def compile_blocks(net: torch.nn.Module) -> list[str]:
+    """``torch.compile`` each top-level child of ``net`` in place; returns their names.
+
+    Per block rather than the whole UNet: the objectives call ``net.encode``/``decode`` as well as
+    ``net(x)``, and a compiled ``forward`` alone would leave those paths eager. Every block instance
+    gets its own guards, so dynamo's per-code recompile limit is raised to cover them all.
+    """
+    import torch._dynamo
+
+    children = list(net.named_children())
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 16 * len(children))
+    limit = getattr(torch._dynamo.config, "accumulated_cache_size_limit", None)
+    if limit is not None:
+        torch._dynamo.config.accumulated_cache_size_limit = max(limit, 64 * len(children))
+    for _, child in children:
+        child.compile()
+    return [name for name, _ in children]
 
 
 def log(msg: str) -> None:

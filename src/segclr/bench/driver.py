@@ -60,7 +60,8 @@ def parse_args(argv: list[str] | None, prog: str | None = None, default_out: Pat
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     ap.add_argument("--variants", default=None,
                     help=f"comma list of {', '.join(VARIANTS)} (-cl: channels_last; -s2d, -s2dr: the s2d and "
-                    "s2d_refine stems) (default: fp32 on CPU, fp32,bf16,fp32-cl,bf16-cl on CUDA)")
+                    "s2d_refine stems; -c: torch.compile per UNet block, training rows only) "
+                    "(default: fp32 on CPU, fp32,bf16,fp32-cl,bf16-cl on CUDA)")
     ap.add_argument("--no-sweep", action="store_true", help="skip the CPU threads / OMP wait-policy sweep")
     ap.add_argument("--no-profile", action="store_true", help="skip the torch.profiler table")
     ap.add_argument("--_worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)

@@ -126,7 +126,8 @@ def worker_infer(args) -> dict:
     # another stem). Another stem is an untrained network whose masks differ, and post-processing
     # time depends on the masks, so those variants are timed without post-processing: compare them
     # with the fp32 raw-mask row.
-    others = [v for v in args.variants if v != "fp32"]
+    # Compiled variants are timed in training only (a compiled volume path would time compilation).
+    others = [v for v in args.variants if v != "fp32" and not VARIANTS[v].compile]
     by_variant: dict[str, list[float]] = {v: [] for v in others}
     nets = {"conv": predictor.net}
     for stem in {VARIANTS[v].stem for v in others} - {"conv"}:

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from segclr.bench.common import (MODES, VARIANTS, autocast_ctx, clock, demo_config, log, median, periods, quiet,
-                                 rss_mb, sync, to_device)
+from segclr.bench.common import (MODES, VARIANTS, autocast_ctx, clock, compile_blocks, demo_config, log, median,
+                                 periods, quiet, rss_mb, sync, to_device)
 from segclr.bench.datapath import data_run
 from segclr.bench.gemm import gemm_gflops
 from segclr.bench.profile import profile_step
@@ -147,6 +147,8 @@ def worker_train(args) -> dict:
             mod = SegCLRModule(demo_config(m, device.type, stem=var.stem).to_dict())
             if var.channels_last:
                 mod = mod.to(memory_format=torch.channels_last)
+            if var.compile:  # compiled on the first (warm-up) step, which is never timed
+                compile_blocks(mod.net)
             modules[(v, m)] = mod
 
     # FLOPs per step (fp32 count; the same math runs in every variant of one stem).

@@ -109,6 +109,14 @@ def evaluate_validation(predictor: Predictor, bank: DomainBank, cfg: RunConfig, 
     return {src: score_volumes(predictor, src, vols, progress, f"validate {src}")}
 
 
+def eval_device(cfg: RunConfig) -> str:
+    """Score a cell on the GPU it trained on (many volumes: on a GPU machine the CPU would dominate)."""
+    import torch
+
+    gpu = cfg.trainer.accelerator in ("auto", "gpu", "cuda")
+    return "cuda" if gpu and torch.cuda.is_available() else "cpu"
+
+
 def run_cell(cell: Cell, run_dir: Path, bank: DomainBank, progress: bool = False, on: str = "test") -> dict:
     seconds = 0.0
     cfg = cell.config
@@ -119,7 +127,7 @@ def run_cell(cell: Cell, run_dir: Path, bank: DomainBank, progress: bool = False
         seconds += _train(cell.pretrain, run_dir / "pretrain", pre_bank, config_hash(cell.pretrain))
         cfg = from_dict(_merge(cfg.to_dict(), {"objective": {"init_from": str(run_dir / "pretrain" / "model.safetensors")}}))
     seconds += _train(cfg, run_dir / "train", bank, cell.hash)
-    predictor = Predictor(run_dir / "train" / "model.safetensors")
+    predictor = Predictor(run_dir / "train" / "model.safetensors", device=eval_device(cfg))
     summaries = (evaluate_validation(predictor, bank, cfg, progress) if on == "validation"
                  else evaluate_domains(predictor, bank, cfg.data.eval_domains, progress=progress))
     result = {

@@ -56,7 +56,7 @@ def _gaussian(x: Tensor, shrinkage: float) -> dict[str, Tensor]:
     mean = x.mean(0)
     cov = torch.cov(x.T).reshape(x.shape[1], x.shape[1])
     # Ledoit-Wolf-style shrinkage towards a scaled identity keeps the inverse stable with few samples
-    target = torch.eye(len(cov), dtype=cov.dtype) * cov.diagonal().mean().clamp_min(1e-12)
+    target = torch.eye(len(cov), dtype=cov.dtype, device=cov.device) * cov.diagonal().mean().clamp_min(1e-12)
     return {"mean": mean, "precision": torch.linalg.inv((1 - shrinkage) * cov + shrinkage * target)}
 
 
@@ -64,9 +64,9 @@ def heldout_scores(embeddings: Tensor, groups, shrinkage: float = 0.1) -> Tensor
     """Each row's score under a Gaussian fitted without its group (leave-one-group-out)."""
     x = embeddings.double()
     groups = np.asarray(groups)
-    out = torch.empty(len(x), dtype=torch.float64)
+    out = torch.empty(len(x), dtype=torch.float64, device=x.device)
     for g in np.unique(groups):
-        held = torch.from_numpy(groups == g)
+        held = torch.from_numpy(groups == g).to(x.device)
         out[held] = shift_scores(x[held], _gaussian(x[~held], shrinkage))
     return out
 

@@ -105,7 +105,7 @@ def adapt_batchnorm(net: UNet, images: Tensor, max_images: int = 256) -> int:
     if not bns or len(images) == 0:
         return 0
     if len(images) > max_images:
-        images = images[torch.linspace(0, len(images) - 1, max_images).round().long()]
+        images = images[torch.linspace(0, len(images) - 1, max_images, device=images.device).round().long()]
     was_training = net.training
     momenta = [m.momentum for m in bns]
     for m in bns:

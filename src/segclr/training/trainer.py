@@ -224,8 +224,11 @@ def _training_shift_statistics(module: SegCLRModule, data: SegCLRDataModule) -> 
 def _check_ranks_in_sync(trainer: L.Trainer, module: SegCLRModule, out: Path) -> None:
     """DDP: every rank must end with the same weights; record the per-rank checksums."""
     flat = torch.cat([p.detach().double().flatten() for p in module.net.parameters()])
-    checksum = torch.stack([flat.sum(), (flat * torch.arange(1, len(flat) + 1, dtype=flat.dtype)).sum()])
-    gathered = trainer.strategy.all_gather(checksum.to(module.device)).cpu().reshape(-1, 2)
+    weights = torch.arange(1, len(flat) + 1, dtype=flat.dtype, device=flat.device)
+    checksum = torch.stack([flat.sum(), (flat * weights).sum()])
+    # the strategy's device, not module.device: fit's teardown has moved the module back to the CPU, and
+    # NCCL gathers only CUDA tensors
+    gathered = trainer.strategy.all_gather(checksum.to(trainer.strategy.root_device)).cpu().reshape(-1, 2)
     if trainer.is_global_zero:
         atomic_write_text(out / "ddp_check.json", json.dumps({"world_size": trainer.world_size,
                                                                   "weight_checksums": gathered.tolist()}))
@@ -311,6 +314,8 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if resume else None, weights_only=True)
     seconds = time.perf_counter() - start
+    # fit's teardown moved the module to the CPU: AdaBN and the shift statistics run where training ran
+    module.to(trainer.strategy.root_device)
     if trainer.world_size > 1:
         _check_ranks_in_sync(trainer, module, out)
     if cfg.objective.mode == "adabn":
