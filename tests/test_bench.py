@@ -87,3 +87,20 @@ def test_compile_variants_compile_every_top_level_block_and_skip_inference():
     assert names == [n for n, _ in net.named_children()] and len(names) >= 3
     assert all(child._compiled_call_impl is not None for child in net.children())
     assert torch._dynamo.config.cache_size_limit >= 16 * len(names)
+
+
+def test_each_worker_result_is_kept_as_soon_as_it_finishes(tmp_path, monkeypatch):
+    import json
+    import subprocess as sp
+
+    from segclr.bench import driver
+
+    def fake_run(cmd, env=None):
+        Path(cmd[cmd.index("--_result") + 1]).write_text(json.dumps({"ms_per_step": 12.5}))
+        return sp.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(driver.subprocess, "run", fake_run)
+    args = driver.parse_args(["--out", str(tmp_path / "b"), "--quick"])
+    out = driver.run_worker("train", args)
+    kept = json.loads((tmp_path / "b" / "worker_train.json").read_text())
+    assert kept["ms_per_step"] == 12.5 == out["ms_per_step"] and kept["wall_s"] >= 0

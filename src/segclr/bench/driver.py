@@ -21,6 +21,7 @@ from segclr.bench.memory import worker_memtrain
 from segclr.bench.report import render_md, summarize
 from segclr.bench.threads import worker_threads
 from segclr.bench.training import worker_train
+from segclr.io.atomic import atomic_write_text
 
 DEFAULT_OUT = Path("segclr-bench")
 WORKERS = {"train": worker_train, "infer": worker_infer, "memtrain": worker_memtrain, "threads": worker_threads}
@@ -44,7 +45,11 @@ def run_worker(name: str, args, set_env: dict | None = None, unset_env: tuple[st
         out = json.loads(result.read_text())
         out["wall_s"] = time.perf_counter() - t
         out["others_cores"] = others_cores(jiff0, cpu_busy_jiffies(), self0, out["wall_s"])
-        return out
+    log(f"worker '{name}' finished in {out['wall_s']:.0f} s")
+    # each worker's raw result as soon as it exists: a run stopped later (a timeout on a lent GPU) keeps it
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / f"worker_{name}.json", json.dumps(out))
+    return out
 
 
 def parse_args(argv: list[str] | None, prog: str | None = None, default_out: Path = DEFAULT_OUT):
