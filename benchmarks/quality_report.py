@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--search-cells", type=Path, default=Path("docs/results/quality_search/cells"))
     ap.add_argument("--search-curves", type=Path, default=Path("docs/results/quality_search/val_curves"))
     ap.add_argument("--domain", default="spectralis")
-    ap.add_argument("--recipe", default="recipe", help="the row the targets are checked on")
+    ap.add_argument("--recipe", default="recipe_crop08", help="the row the targets are checked on (today's default recipe)")
     ap.add_argument("--out", type=Path, default=Path("docs/results/quality_cpu"))
     args = ap.parse_args(argv)
     cells = [json.loads(p.read_text()) for p in sorted(args.cells.glob("*.json"))]
