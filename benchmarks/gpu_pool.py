@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                    "--seeds", str(seed), "--out", str(scratch / "runs" / name),
                    "--report-dir", str(scratch / "reports" / name),
                    "--cells", str(cells_dir)]
-            log = open(scratch / "logs" / f"{name}.log", "w")
-            running[key] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), now)
+            with open(scratch / "logs" / f"{name}.log", "w") as log:  # the child keeps its own handle
+                running[key] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), now)
             print(f"[pool] {now:6.0f} s  start {method} seed {seed}", flush=True)
         if not running and queue:
             break  # not enough time left for another cell

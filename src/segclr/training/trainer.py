@@ -226,8 +226,8 @@ def _check_ranks_in_sync(trainer: L.Trainer, module: SegCLRModule, out: Path) ->
     flat = torch.cat([p.detach().double().flatten() for p in module.net.parameters()])
     weights = torch.arange(1, len(flat) + 1, dtype=flat.dtype, device=flat.device)
     checksum = torch.stack([flat.sum(), (flat * weights).sum()])
-    # the strategy's device, not module.device: fit's teardown has moved the module back to the CPU, and
-    # NCCL gathers only CUDA tensors
+    # the strategy's device, not module.device: Lightning's teardown leaves the module on the CPU (fit
+    # moves it back, but this must not depend on that), and NCCL gathers only CUDA tensors
     gathered = trainer.strategy.all_gather(checksum.to(trainer.strategy.root_device)).cpu().reshape(-1, 2)
     if trainer.is_global_zero:
         atomic_write_text(out / "ddp_check.json", json.dumps({"world_size": trainer.world_size,
