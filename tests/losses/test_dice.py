@@ -126,3 +126,45 @@ def test_objectives_take_dice_batch_from_the_config():
             net = UNet(1, cfg.model.num_classes, cfg.model.base_channels, cfg.model.depth)
             objective = build_objective(cfg, net)
             assert objective.sup_loss.loss.dice.batch is flag, (mode, flag)
+
+
+def test_ce_fluid_weight_one_is_monais_dice_ce_and_above_one_weighs_missed_fluid_more():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 2, 16, 16)
+    labels = (torch.rand(3, 16, 16) > 0.9).long()
+    plain = make_supervised_loss("dice_ce", 2)(logits, labels)
+    assert make_supervised_loss("dice_ce", 2, ce_fluid_weight=1.0)(logits, labels).item() == plain.item()
+
+    dice_only = make_supervised_loss("dice", 2)(logits, labels)
+    weighted = make_supervised_loss("dice_ce", 2, ce_fluid_weight=3.0)
+    expected = dice_only + torch.nn.functional.cross_entropy(logits, labels, weight=torch.tensor([1.0, 3.0]))
+    assert weighted(logits, labels).item() == pytest.approx(expected.item(), rel=1e-6)
+
+    # one pixel wrong each way: missing a fluid pixel now costs more than marking a false one
+    ref = torch.zeros(1, 8, 8, dtype=torch.long)
+    ref[0, 2:4, 2:4] = 1
+    missed, false_alarm = ref.clone(), ref.clone()
+    missed[0, 2, 2] = 0
+    false_alarm[0, 6, 6] = 1
+    ce = make_supervised_loss("dice_ce", 2, ce_fluid_weight=3.0)
+    assert ce(_confident_logits(missed, 2), ref) > ce(_confident_logits(false_alarm, 2), ref)
+
+
+@pytest.mark.parametrize("kind, classes, weight", [("dice", 2, 3.0), ("dice_ce", 1, 3.0), ("dice_ce", 2, 0.0)])
+def test_ce_fluid_weight_rejects_what_it_cannot_weigh(kind, classes, weight):
+    with pytest.raises(ValueError, match="ce_fluid_weight"):
+        make_supervised_loss(kind, classes, ce_fluid_weight=weight)
+
+
+def test_the_config_checks_ce_fluid_weight_and_objectives_use_it():
+    from segclr.config import ConfigError, from_dict
+    from segclr.models import UNet
+    from segclr.objectives.base import build_objective
+
+    with pytest.raises(ConfigError, match="ce_fluid_weight"):
+        from_dict({"objective": {"sup_loss": "dice", "ce_fluid_weight": 2.0}})
+    with pytest.raises(ConfigError, match="ce_fluid_weight"):
+        from_dict({"objective": {"ce_fluid_weight": -1.0}})
+    cfg = from_dict({"objective": {"mode": "supervised", "ce_fluid_weight": 4.0}})
+    net = UNet(1, cfg.model.num_classes, cfg.model.base_channels, cfg.model.depth)
+    assert build_objective(cfg, net).sup_loss.loss.weight.tolist() == [1.0, 4.0]

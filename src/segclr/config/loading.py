@@ -116,6 +116,11 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"config key '{key}': must be >= 1, got {value}")
     if cfg.objective.lambda_con < 0:
         raise ConfigError(f"config key 'objective.lambda_con': must be >= 0, got {cfg.objective.lambda_con}")
+    if not cfg.objective.ce_fluid_weight > 0:
+        raise ConfigError(f"config key 'objective.ce_fluid_weight': must be > 0, got {cfg.objective.ce_fluid_weight}")
+    if cfg.objective.ce_fluid_weight != 1.0 and (cfg.objective.sup_loss != "dice_ce" or cfg.model.num_classes < 2):
+        raise ConfigError("config key 'objective.ce_fluid_weight': weighs the cross-entropy of "
+                          "sup_loss 'dice_ce' with num_classes >= 2; set it back to 1.0 or use dice_ce")
     if cfg.objective.temperature <= 0:
         raise ConfigError(f"config key 'objective.temperature': must be > 0, got {cfg.objective.temperature}")
     needs_target = ("segclr_uda", "upper_bound", "multi_domain", "dann", "entropy_min", "adabn", *SVDNA_MODES)

@@ -137,6 +137,9 @@ class ObjectiveConfig:
     # Dice over the whole batch per class (true) or per image, then averaged (false): per image
     # weighs a crop with a small fluid pocket as much as one with a large pocket.
     dice_batch: bool = True
+    # Weight of the fluid classes in the cross-entropy of dice_ce (background 1): > 1 pushes recall
+    # on small pockets; 1 = MONAI's DiceCELoss unchanged.
+    ce_fluid_weight: float = 1.0
     dann_weight: float = 0.1        # DANN: weight of the domain-classification loss
     entropy_weight: float = 0.01    # entropy_min: weight of the target prediction entropy
     init_from: str = ""             # finetune: model.safetensors whose UNet weights start training
