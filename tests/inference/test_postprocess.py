@@ -151,6 +151,19 @@ def test_export_overlays_drawn_into_training_bscans_stay_outside_the_mask(traini
     assert inside <= 0.01 * total
 
 
+def test_a_mask_without_fluid_skips_the_tissue_mask(monkeypatch):
+    import segclr.inference.postprocess as pp
+
+    def boom(image):
+        raise AssertionError("retina_mask should not run on a mask without fluid")
+
+    monkeypatch.setattr(pp, "retina_mask", boom)
+    empty = np.zeros((32, 40), dtype=np.uint8)
+    out = apply_postprocess(empty, np.random.default_rng(0).random((32, 40)),
+                            {"min_component_px": 20, "retina_only": True})
+    assert out.dtype == empty.dtype and not out.any() and out is not empty
+
+
 def test_retina_mask_edge_cases():
     assert not retina_mask(np.zeros((40, 50), np.float32)).any()
     assert retina_mask(np.full((40, 50), np.nan, np.float32)).shape == (40, 50)

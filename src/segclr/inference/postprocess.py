@@ -315,6 +315,8 @@ def apply_postprocess(mask: np.ndarray, image: np.ndarray, params: Mapping | Non
     """
     p = normalize_params(params)
     out = np.array(mask, copy=True)
+    if not out.any():  # nothing to remove: no tissue mask to estimate (most B-scans of a volume)
+        return out
     if p["retina_only"]:
         out[~retina_mask(image)] = 0
     if p["min_component_px"] > 0:
