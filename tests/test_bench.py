@@ -104,3 +104,36 @@ def test_each_worker_result_is_kept_as_soon_as_it_finishes(tmp_path, monkeypatch
     out = driver.run_worker("train", args)
     kept = json.loads((tmp_path / "b" / "worker_train.json").read_text())
     assert kept["ms_per_step"] == 12.5 == out["ms_per_step"] and kept["wall_s"] >= 0
+
+
+def test_cli_volume_times_a_real_volume_through_fresh_interpreters(tmp_path, monkeypatch):
+    from segclr.bench import cli_volume
+    from segclr.io.volumes import read_volume
+
+    shape = cli_volume.real_volume(tmp_path / "v.mha")
+    vol = read_volume(tmp_path / "v.mha")
+    assert shape == vol.shape and shape[0] == 49 and vol.array.dtype == "uint8" and vol.array.max() > 100
+    assert vol.spacing_mm == pytest.approx(cli_volume.DUKE_SPACING_MM)
+
+    calls = []
+
+    def fake_timed(cmd, env):
+        calls.append(cmd)
+        assert env["CUDA_VISIBLE_DEVICES"] == ""
+        return 0.5 if "--version" in cmd else (2.0 if "--no-postprocess" in cmd else 3.0)
+
+    monkeypatch.setattr(cli_volume, "_timed", fake_timed)
+    out = cli_volume.cli_volume_times(reps=2)
+    assert len(calls) == 1 + 3 * 2  # one warm-up predict, then 3 runs per rep
+    assert all(c[1:3] == ["-m", "segclr.cli"] for c in calls)
+    predict = [c for c in calls if "predict" in c]
+    assert all("--checkpoint" not in c and c[c.index("--input") + 1].endswith("volume49.mha") for c in predict)
+    assert (out["startup_s"], out["predict_s"], out["predict_no_postprocess_s"]) == (0.5, 3.0, 2.0)
+    assert out["beyond_startup_s"] == 2.5 and out["shape"] == list(shape)
+
+
+def test_cli_volume_failure_names_the_command():
+    from segclr.bench.cli_volume import _timed
+
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        _timed([sys.executable, "-c", "import sys; sys.exit(3)"], {})

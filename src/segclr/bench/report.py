@@ -73,6 +73,7 @@ def summarize(args, machine: dict, train: dict, infer: dict, mem: dict, sweep: l
         "per_batch_ms": infer["per_batch_ms"],
         "volume49_s_by_variant": {v: median(ts) for v, ts in infer["volume49_s_by_variant"].items()},
         "samples": infer["times_s"],
+        "cli": infer.get("cli"),
     }
     after_data = mem["rss_after_data"]
     fit_peak = mem["rss_end"].get("hwm_mb") if mem["peak_reset"] else None
@@ -270,6 +271,17 @@ def render_md(s: dict) -> str:
         raw = VARIANTS[v].stem != "conv" if v in VARIANTS else False
         L.append(f"| {v} (not shipped{'; untrained network, raw masks: compare with the raw-mask row' if raw else ''}) "
                  f"| {t:.2f} |")
+    if i.get("cli"):
+        c = i["cli"]
+        L.append(f"\n### Through the CLI: `{c['command']}`\n")
+        L.append(f"A {c['shape'][0]}-slice volume of real B-scans ({c['shape'][1]}x{c['shape'][2]}, embedded Duke "
+                 "Spectralis patients 1-5, Duke spacing), each run a fresh interpreter, median of "
+                 f"{len(c['samples_s']['predict'])}.\n")
+        L.append("| run | s |\n|---|---|")
+        L.append(f"| `segclr --version` (start-up: interpreter and imports) | {c['startup_s']:.2f} |")
+        L.append(f"| `segclr predict`, start-up included | {c['predict_s']:.2f} |")
+        L.append(f"| `segclr predict`, beyond start-up | {c['beyond_startup_s']:.2f} |")
+        L.append(f"| `segclr predict --no-postprocess`, start-up included | {c['predict_no_postprocess_s']:.2f} |")
     mm = s["memory"]
     L.append("\n## Peak resident memory (ru_maxrss, fresh process each)\n")
     L.append("| process | peak MB | RSS after imports MB |\n|---|---|---|")
