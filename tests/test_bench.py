@@ -120,13 +120,14 @@ def test_cli_volume_times_a_real_volume_through_fresh_interpreters(tmp_path, mon
     def fake_timed(cmd, env):
         calls.append(cmd)
         assert env["CUDA_VISIBLE_DEVICES"] == ""
-        return 0.5 if "--version" in cmd else (2.0 if "--no-postprocess" in cmd else 3.0)
+        return 0.5 if cmd[1] == "-c" else (2.0 if "--no-postprocess" in cmd else 3.0)
 
     monkeypatch.setattr(cli_volume, "_timed", fake_timed)
     out = cli_volume.cli_volume_times(reps=2)
     assert len(calls) == 1 + 3 * 2  # one warm-up predict, then 3 runs per rep
-    assert all(c[1:3] == ["-m", "segclr.cli"] for c in calls)
     predict = [c for c in calls if "predict" in c]
+    assert len(predict) == 5 and all(c[1:4] == ["-m", "segclr.cli", "predict"] for c in predict)
+    assert [c for c in calls if c not in predict] == [[sys.executable, "-c", cli_volume.STARTUP]] * 2
     assert all("--checkpoint" not in c and c[c.index("--input") + 1].endswith("volume49.mha") for c in predict)
     assert (out["startup_s"], out["predict_s"], out["predict_no_postprocess_s"]) == (0.5, 3.0, 2.0)
     assert out["beyond_startup_s"] == 2.5 and out["shape"] == list(shape)
@@ -137,3 +138,19 @@ def test_cli_volume_failure_names_the_command():
 
     with pytest.raises(RuntimeError, match="exit code 3"):
         _timed([sys.executable, "-c", "import sys; sys.exit(3)"], {})
+
+
+def test_fixed_malloc_is_forwarded_to_the_workers_and_applies_on_glibc():
+    import platform
+
+    from segclr.bench import driver
+    from segclr.bench.machine import fixed_malloc, minor_faults
+
+    assert "--malloc=default" in driver.parse_args(["--quick"]).forward
+    assert "--malloc=fixed" in driver.parse_args(["--malloc", "fixed"]).forward
+    with pytest.raises(SystemExit):
+        driver.parse_args(["--malloc", "jemalloc"])
+    code = ("from segclr.bench.machine import fixed_malloc; import sys; sys.exit(0 if fixed_malloc() else 3)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == (0 if platform.libc_ver()[0] == "glibc" else 3), res.stderr
+    assert minor_faults() > 0 and callable(fixed_malloc)

@@ -16,7 +16,7 @@ import torch
 
 from segclr.bench.common import VARIANTS, log
 from segclr.bench.inference import worker_infer
-from segclr.bench.machine import cpu_busy_jiffies, machine_info, others_cores
+from segclr.bench.machine import cpu_busy_jiffies, fixed_malloc, machine_info, others_cores
 from segclr.bench.memory import worker_memtrain
 from segclr.bench.report import render_md, summarize
 from segclr.bench.threads import worker_threads
@@ -67,6 +67,9 @@ def parse_args(argv: list[str] | None, prog: str | None = None, default_out: Pat
                     help=f"comma list of {', '.join(VARIANTS)} (-cl: channels_last; -s2d, -s2dr: the s2d and "
                     "s2d_refine stems; -c: torch.compile per UNet block, training rows only) "
                     "(default: fp32 on CPU, fp32,bf16,fp32-cl,bf16-cl on CUDA)")
+    ap.add_argument("--malloc", choices=("default", "fixed"), default="default",
+                    help="glibc allocator in the workers: default, or fixed (no mmap for large blocks, no heap "
+                    "trimming: page faults stop varying from process to process) (default: %(default)s)")
     ap.add_argument("--no-sweep", action="store_true", help="skip the CPU threads / OMP wait-policy sweep")
     ap.add_argument("--no-profile", action="store_true", help="skip the torch.profiler table")
     ap.add_argument("--_worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)
@@ -94,7 +97,7 @@ def parse_args(argv: list[str] | None, prog: str | None = None, default_out: Pat
     args.cli = [a for a in raw if not a.startswith("--_")]
     args.prog = prog or "segclr bench"
     args.forward = [f"--device={args.device}", f"--steps={args.steps}", f"--rounds={args.rounds}",
-                    f"--threads={args.threads}", f"--variants={','.join(args.variants)}",
+                    f"--threads={args.threads}", f"--variants={','.join(args.variants)}", f"--malloc={args.malloc}",
                     *(["--quick"] if q else []), *(["--no-profile"] if args.no_profile else [])]
     return args
 
@@ -107,6 +110,8 @@ def main(argv: list[str] | None = None, prog: str | None = None, default_out: Pa
         torch.set_num_threads(args.threads)
 
     if args._worker:
+        if args.malloc == "fixed" and not fixed_malloc():
+            log("--malloc fixed: not a glibc system; the allocator is left as it is")
         torch.manual_seed(0)
         out = WORKERS[args._worker](args)
         args._result.write_text(json.dumps(out))

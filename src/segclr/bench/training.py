@@ -13,6 +13,7 @@ from segclr.bench.common import (MODES, VARIANTS, autocast_ctx, clock, compile_b
                                  periods, quiet, rss_mb, sync, to_device)
 from segclr.bench.datapath import data_run
 from segclr.bench.gemm import gemm_gflops
+from segclr.bench.machine import minor_faults
 from segclr.bench.profile import profile_step
 
 
@@ -180,11 +181,14 @@ def worker_train(args) -> dict:
                 paths = ("lightning", "plain") if r % 2 == 0 else ("plain", "lightning")
                 for p in paths:
                     fn = lightning_run if p == "lightning" else plain_run
+                    faults = minor_faults()
                     out = fn(modules[(v, m)], batches[m], device, bf16, w, n)
+                    out["minflt_per_step"] = (minor_faults() - faults) / (w + n)
                     key = f"{v}/{m}/{p}"
                     runs.setdefault(key, []).append(out)
                     rnd[key] = median(out["periods"])
-                    log(f"round {r + 1}/{args.rounds} {key}: {1e3 * rnd[key]:.1f} ms/step")
+                    log(f"round {r + 1}/{args.rounds} {key}: {1e3 * rnd[key]:.1f} ms/step, "
+                        f"{out['minflt_per_step']:.0f} page faults/step")
         for m in modes:
             mod = modules[(args.variants[0], m)]
             out = data_run(data_iters[m], mod.objective, mod.augment, device, 1, n)
@@ -197,7 +201,8 @@ def worker_train(args) -> dict:
                    for dt, s in gemm.items()}
     res["runs"] = {k: {"periods_s": [p for o in v for p in o["periods"]],
                        "cpu_periods_s": [p for o in v for p in o["cpu_periods"]],
-                       **({"in_hooks_s": [p for o in v for p in o["in_hooks"]]} if "in_hooks" in v[0] else {})}
+                       **({"in_hooks_s": [p for o in v for p in o["in_hooks"]]} if "in_hooks" in v[0] else {}),
+                       **({"minflt_per_step": [o["minflt_per_step"] for o in v]} if "minflt_per_step" in v[0] else {})}
                    for k, v in runs.items()}
     res["per_round_median_s"] = per_round
     res["images_per_step"] = {m: images_per_step(cfgs[m]) for m in MODES}

@@ -100,10 +100,10 @@ def _open(path: Path, role: str = "image") -> np.ndarray:
 def to_unit_range(arr: np.ndarray, where: str | Path, per: str = "B-scan", key: str | None = None) -> np.ndarray:
     """8-bit / 255, 16-bit / 65535; other types as they are in [0, 1], else min-max scaled (one note)."""
     arr = np.asarray(arr)
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / 255.0
-    if arr.dtype == np.uint16:
-        return arr.astype(np.float32) / 65535.0
+    if arr.dtype in (np.uint8, np.uint16):  # divided in place: one float copy, not two (a volume is 100+ MB)
+        out = arr.astype(np.float32)
+        out /= np.float32(255.0 if arr.dtype == np.uint8 else 65535.0)
+        return out
     out = arr.astype(np.float32)
     if not np.isfinite(out).all():
         raise InputError(f"{where}: image contains NaN or infinite pixels")
