@@ -90,6 +90,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--iters", type=int, default=200)
     ap.add_argument("--threads", type=int, default=0, help="torch threads for --time-augment (0: default)")
+    ap.add_argument("--no-postprocess", action="store_true",
+                    help="check the network's raw masks (skip the bundle's post-processing, as predict's flag does)")
     args = ap.parse_args()
 
     if args.time_augment:
@@ -108,7 +110,7 @@ def main() -> None:
     from segclr.io.atomic import atomic_write_text
 
     start = time.perf_counter()
-    predictor = Predictor(args.checkpoint)
+    predictor = Predictor(args.checkpoint, postprocess=not args.no_postprocess)
     training = predictor.meta.get("training", {})
     data_cfg = training.get("config", {}).get("data", {})
     bank = DomainBank(int(data_cfg.get("simulation_seed", 0)), geometry=data_cfg.get("geometry", "native"))
@@ -147,7 +149,8 @@ def main() -> None:
                       f"{100 * s.fraction:.3f} % of the image (target <= {100 * TARGET_FRACTION:.2f} %)",
                  s.image, s.overlay, s.prediction)
     report = {
-        "checkpoint": str(args.checkpoint), "training_steps": training.get("steps"), "mode": training.get("mode"),
+        "checkpoint": str(args.checkpoint), "postprocess": predictor.applied_postprocess,
+        "training_steps": training.get("steps"), "mode": training.get("mode"),
         "seed": args.seed, "target_fraction": TARGET_FRACTION, "dilation_px": 2,
         "patients": "test (9-10)", "domains": results, "worst": name, "figure": png.name,
         "seconds": round(time.perf_counter() - start, 1),
