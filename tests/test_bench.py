@@ -144,13 +144,14 @@ def test_fixed_malloc_is_forwarded_to_the_workers_and_applies_on_glibc():
     import platform
 
     from segclr.bench import driver
-    from segclr.bench.machine import fixed_malloc, minor_faults
+    from segclr.inference.allocator import keep_freed_memory, minor_faults
 
     assert "--malloc=default" in driver.parse_args(["--quick"]).forward
     assert "--malloc=fixed" in driver.parse_args(["--malloc", "fixed"]).forward
     with pytest.raises(SystemExit):
         driver.parse_args(["--malloc", "jemalloc"])
-    code = ("from segclr.bench.machine import fixed_malloc; import sys; sys.exit(0 if fixed_malloc() else 3)")
+    code = ("from segclr.inference.allocator import keep_freed_memory as k; import sys; "
+            "sys.exit(0 if k() and k() else 3)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == (0 if platform.libc_ver()[0] == "glibc" else 3), res.stderr
-    assert minor_faults() > 0 and callable(fixed_malloc)
+    assert minor_faults() > 0 and callable(keep_freed_memory)

@@ -16,11 +16,12 @@ import torch
 
 from segclr.bench.common import VARIANTS, log
 from segclr.bench.inference import worker_infer
-from segclr.bench.machine import cpu_busy_jiffies, fixed_malloc, machine_info, others_cores
+from segclr.bench.machine import cpu_busy_jiffies, machine_info, others_cores
 from segclr.bench.memory import worker_memtrain
 from segclr.bench.report import render_md, summarize
 from segclr.bench.threads import worker_threads
 from segclr.bench.training import worker_train
+from segclr.inference.allocator import keep_freed_memory
 from segclr.io.atomic import atomic_write_text
 
 DEFAULT_OUT = Path("segclr-bench")
@@ -69,7 +70,8 @@ def parse_args(argv: list[str] | None, prog: str | None = None, default_out: Pat
                     "(default: fp32 on CPU, fp32,bf16,fp32-cl,bf16-cl on CUDA)")
     ap.add_argument("--malloc", choices=("default", "fixed"), default="default",
                     help="glibc allocator in the workers: default, or fixed (no mmap for large blocks, no heap "
-                    "trimming: page faults stop varying from process to process) (default: %(default)s)")
+                    "trimming, as segclr predict sets it: page faults stop varying from process to process) "
+                    "(default: %(default)s)")
     ap.add_argument("--no-sweep", action="store_true", help="skip the CPU threads / OMP wait-policy sweep")
     ap.add_argument("--no-profile", action="store_true", help="skip the torch.profiler table")
     ap.add_argument("--_worker", choices=tuple(WORKERS), help=argparse.SUPPRESS)
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None, prog: str | None = None, default_out: Pa
         torch.set_num_threads(args.threads)
 
     if args._worker:
-        if args.malloc == "fixed" and not fixed_malloc():
+        if args.malloc == "fixed" and not keep_freed_memory():
             log("--malloc fixed: not a glibc system; the allocator is left as it is")
         torch.manual_seed(0)
         out = WORKERS[args._worker](args)

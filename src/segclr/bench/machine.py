@@ -12,35 +12,6 @@ from typing import Any
 import torch
 
 
-# glibc mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
-def fixed_malloc() -> bool:
-    """Keep freed memory in the process (glibc): no mmap for large blocks, no trimming of the heap.
-
-    With glibc's defaults every large tensor is a fresh ``mmap`` whose pages fault in again on first
-    touch, and the dynamic mmap threshold makes how often that happens depend on the process's
-    history: 9,000 to 22,000 minor page faults per SegCLR UDA step in three fresh processes, about
-    1,000 with this setting (docs/performance.md). True when applied; False off glibc.
-    """
-    import ctypes
-    import ctypes.util
-
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1))
-    except (OSError, AttributeError):
-        return False
-
-
-def minor_faults() -> int:
-    """Minor page faults of this process so far."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
 def cpu_busy_jiffies() -> tuple[int, int] | None:
     """(busy, total) jiffies of the whole machine from /proc/stat (Linux)."""
     try:

@@ -13,7 +13,7 @@ from segclr.bench.common import (MODES, VARIANTS, autocast_ctx, clock, compile_b
                                  periods, quiet, rss_mb, sync, to_device)
 from segclr.bench.datapath import data_run
 from segclr.bench.gemm import gemm_gflops
-from segclr.bench.machine import minor_faults
+from segclr.inference.allocator import minor_faults
 from segclr.bench.profile import profile_step
 
 
