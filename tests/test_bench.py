@@ -146,8 +146,8 @@ def test_fixed_malloc_is_forwarded_to_the_workers_and_applies_on_glibc():
     from segclr.bench import driver
     from segclr.inference.allocator import keep_freed_memory, minor_faults
 
-    assert "--malloc=default" in driver.parse_args(["--quick"]).forward
-    assert "--malloc=fixed" in driver.parse_args(["--malloc", "fixed"]).forward
+    assert "--malloc=fixed" in driver.parse_args(["--quick"]).forward  # as the segclr commands run
+    assert "--malloc=default" in driver.parse_args(["--malloc", "default"]).forward
     with pytest.raises(SystemExit):
         driver.parse_args(["--malloc", "jemalloc"])
     code = ("from segclr.inference.allocator import keep_freed_memory as k; import sys; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -23,6 +24,19 @@ def test_predict_sets_the_allocator_before_reading_anything(tiny_bundle, tmp_pat
     assert main(["predict", "--checkpoint", str(tiny_bundle), "--input", str(images), "--output",
                  str(tmp_path / "out")]) == 0
     assert calls == [1] and (tmp_path / "out" / "b0.png").is_file()
+    assert main(["models"]) == 0 and calls == [1]  # listing models allocates nothing worth it
+    from segclr.cli import HEAVY
+
+    assert set(HEAVY) == {"demo", "fit", "experiment", "evaluate", "predict"}
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_segclr_malloc_default_leaves_glibc_alone():
+    code = "from segclr.inference.allocator import keep_freed_memory as k; print(k())"
+    env = {**os.environ, "SEGCLR_MALLOC": "default"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
+                         timeout=120).stdout.strip()
+    assert out == "False"
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")

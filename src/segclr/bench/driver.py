@@ -68,9 +68,9 @@ def parse_args(argv: list[str] | None, prog: str | None = None, default_out: Pat
                     help=f"comma list of {', '.join(VARIANTS)} (-cl: channels_last; -s2d, -s2dr: the s2d and "
                     "s2d_refine stems; -c: torch.compile per UNet block, training rows only) "
                     "(default: fp32 on CPU, fp32,bf16,fp32-cl,bf16-cl on CUDA)")
-    ap.add_argument("--malloc", choices=("default", "fixed"), default="default",
-                    help="glibc allocator in the workers: default, or fixed (no mmap for large blocks, no heap "
-                    "trimming, as segclr predict sets it: page faults stop varying from process to process) "
+    ap.add_argument("--malloc", choices=("default", "fixed"), default="fixed",
+                    help="glibc allocator in the workers: fixed (no mmap for large blocks, no heap trimming, as "
+                    "the segclr commands that train or predict run since 2026-11-28), or glibc's default "
                     "(default: %(default)s)")
     ap.add_argument("--no-sweep", action="store_true", help="skip the CPU threads / OMP wait-policy sweep")
     ap.add_argument("--no-profile", action="store_true", help="skip the torch.profiler table")

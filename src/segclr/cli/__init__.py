@@ -31,6 +31,8 @@ from segclr.config import ConfigError
 from segclr.io.images import InputError
 from segclr.training.errors import NonFiniteError
 
+# commands that train or segment: freed memory stays in the process (glibc; docs/performance.md)
+HEAVY = ("demo", "fit", "experiment", "evaluate", "predict")
 COMMANDS = {"demo": _cmd_demo, "fit": _cmd_fit, "evaluate": _cmd_evaluate, "predict": _cmd_predict,
             "simulate": _cmd_simulate, "export": _cmd_export, "experiment": _cmd_experiment,
             "models": _cmd_models}
@@ -53,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:
         _unparsed(parser, args, extra)
+    if args.command in HEAVY:
+        from segclr.inference import allocator
+
+        allocator.keep_freed_memory()
     try:
         return COMMANDS[args.command](args)
     except (InputError, ConfigError) as err:

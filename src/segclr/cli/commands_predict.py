@@ -86,10 +86,7 @@ def _report_run(args) -> dict:
 
 
 def _cmd_predict(args) -> int:
-    from segclr.inference.allocator import keep_freed_memory
     from segclr.io.cases import is_volume_input
-
-    keep_freed_memory()  # fewer page faults per volume (docs/performance.md); glibc only
 
     if args.checkpoint is None:
         from segclr.inference.packaged import default_model

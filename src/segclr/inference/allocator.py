@@ -1,15 +1,18 @@
-"""Keep freed memory in the process (glibc) for inference: fewer page faults per volume.
+"""Keep freed memory in the process (glibc): fewer page faults per training step and per volume.
 
 With glibc's defaults every large array (a volume, a batch of probability maps) is a fresh ``mmap``
 whose pages fault in again on first touch, and the dynamic mmap threshold makes how often that
 happens depend on the process's history. ``keep_freed_memory`` turns that off (no mmap below 1 GB,
-no heap trimming). Measured on the 2-core AMD EPYC (docs/performance.md): ``segclr predict`` on a
-49-slice volume 5.99 -> 5.33 s median (6 interleaved pairs, 5 faster), peak memory 568 -> 621 MB;
-training steps take 9,000-37,000 page faults without it and 0-1,700 with it.
+no heap trimming). The ``segclr`` commands that train or segment call it first; ``SEGCLR_MALLOC=default``
+in the environment leaves glibc's defaults. Measured on the 2-core AMD EPYC with
+``benchmarks/allocator_pairs.py`` (docs/performance.md): faster in 12 of 12 paired runs; ``segclr predict``
+on a 49-slice volume 6.51 -> 5.52 s median, short ``segclr fit`` runs 34 -> 29 s (supervised) and 32 -> 31 s
+(SegCLR UDA); the predict run's peak memory is no higher (median 584 MB default, 549 MB kept).
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 
@@ -20,10 +23,12 @@ _applied = False
 
 def keep_freed_memory() -> bool:
     """No mmap for blocks under 1 GB and no heap trimming (glibc ``mallopt``). True when in effect;
-    False off glibc (the allocator is left alone). Idempotent."""
+    False off glibc or with ``SEGCLR_MALLOC=default`` (the allocator is left alone). Idempotent."""
     global _applied
     if _applied:
         return True
+    if os.environ.get("SEGCLR_MALLOC", "").lower() == "default":
+        return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     import ctypes
