@@ -29,8 +29,7 @@ import numpy as np
 import torch
 
 from segclr.data.domains import DomainBank
-from segclr.evaluation.metrics import confusion, dice_from_counts, nanmean
-from segclr.inference.postprocess import apply_postprocess
+from segclr.evaluation.metrics import bscan_summary as score
 from segclr.inference.predict import Predictor
 from segclr.io.atomic import atomic_write_text
 
@@ -54,29 +53,6 @@ def masks_at(probs: torch.Tensor, t: float) -> np.ndarray:
     fluid = probs[1:].sum(0) >= t
     cls = 1 + torch.max(probs[1:], 0).indices
     return torch.where(fluid, cls, 0).numpy().astype(np.uint8)
-
-
-def score(preds: list[np.ndarray], refs: list[np.ndarray]) -> dict:
-    tp = fp = fn = 0
-    per, per_fluid, false_pos = [], [], 0
-    for p, r in zip(preds, refs):
-        t, f_p, f_n = confusion(p, r, 1)
-        tp, fp, fn = tp + t, fp + f_p, fn + f_n
-        d = dice_from_counts(t, f_p, f_n)
-        per.append(d)
-        if (r == 1).any():
-            per_fluid.append(d)
-        else:
-            false_pos += int((p == 1).any())
-    return {"dice_pooled": dice_from_counts(tp, fp, fn), "dice_per_bscan": nanmean(per),
-            "dice_fluid_bscans": float(np.mean(per_fluid)), "false_positive_bscans": false_pos}
-
-
-def post(pred: Predictor, masks: list[np.ndarray], images: list[np.ndarray], spacing) -> list[np.ndarray]:
-    h, w = images[0].shape
-    wh, ww = pred.prep.working_size(h, w, spacing)
-    params = pred.postprocess_params
-    return [apply_postprocess(m, img, params, h * w / (wh * ww), [1]) for m, img in zip(masks, images)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         for flip in (False, True):
             probs_by[(name, flip)] = probabilities(pred, images, spacing, flip)
             for t in THRESHOLDS:
-                masks = post(pred, [masks_at(p, t) for p in probs_by[(name, flip)]], images, spacing)
+                masks = pred.postprocess_masks(np.stack([masks_at(p, t) for p in probs_by[(name, flip)]]), images, spacing)
                 per_model[name][f"{t}/{flip}"] = score(masks, refs)
         print(f"{name}: default {per_model[name]['0.5/False']}", flush=True)
     names = list(per_model)
@@ -114,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     first = preds[names[0]]
     for t, flip in settings:
         mean_probs = [torch.stack([probs_by[(n, flip)][i] for n in names]).mean(0) for i in range(len(images))]
-        ensemble[f"{t}/{flip}"] = score(post(first, [masks_at(p, t) for p in mean_probs], images, spacing), refs)
+        ensemble[f"{t}/{flip}"] = score(first.postprocess_masks(np.stack([masks_at(p, t) for p in mean_probs]), images, spacing), refs)
 
     keys = ("dice_pooled", "dice_per_bscan", "dice_fluid_bscans", "false_positive_bscans")
     base = f"{DEFAULT[0]}/{DEFAULT[1]}"

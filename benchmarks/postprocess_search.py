@@ -19,27 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from segclr.data.domains import DomainBank
-from segclr.evaluation.metrics import confusion
-from segclr.inference.postprocess import apply_postprocess
+from segclr.evaluation.metrics import bscan_summary as score
 from segclr.inference.predict import Predictor
 from segclr.io.atomic import atomic_write_text
 
 MIN_PX = (0, 5, 10, 20, 40, 80)
-
-
-def score(preds: list[np.ndarray], refs: list[np.ndarray]) -> dict:
-    tp = fp = fn = 0
-    per, false_pos, empty = [], 0, 0
-    for p, r in zip(preds, refs):
-        t, f_p, f_n = confusion(p, r, 1)
-        tp, fp, fn = tp + t, fp + f_p, fn + f_n
-        if not (r == 1).any():
-            empty += 1
-            false_pos += int((p == 1).any())
-        elif t + f_p + f_n:
-            per.append(2 * t / (2 * t + f_p + f_n))
-    return {"dice_pooled": 2 * tp / max(1, 2 * tp + fp + fn), "dice_fluid_bscans": float(np.mean(per)),
-            "false_positive_bscans": false_pos, "empty_bscans": empty}
 
 
 RETINA_TOLERANCE = 0.002  # Dice on B-scans with fluid that the overlay defence may cost on clean validation B-scans
@@ -82,14 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         if set(pred.meta["training"]["config"]["data"].get("val_patients", [])) != set(args.val_patients):
             print(f"skip {name}: trained with other validation patients")
             continue
-        raw = [pred(img, spacing) for img in images]
-        h, w = images[0].shape
-        wh, ww = pred.prep.working_size(h, w, spacing)
-        scale = h * w / (wh * ww)
+        raw = np.stack([pred(img, spacing) for img in images])
         per_model[name] = {}
         for k, r in settings:
-            params = {"min_component_px": k, "retina_only": r}
-            masks = [apply_postprocess(m, img, params, scale, [1]) for m, img in zip(raw, images)]
+            masks = pred.postprocess_masks(raw, images, spacing, {"min_component_px": k, "retina_only": r})
             per_model[name][f"{k}/{r}"] = score(masks, refs)
         print(f"{name}: raw {per_model[name]['0/False']}", flush=True)
     rows = []

@@ -131,3 +131,19 @@ def test_volume_iou_both_empty_is_nan_and_false_positive_is_zero():
     assert math.isnan(mean["3"]["IoU"]) and mean["3"]["n_nan"] == 1
     # the NaN class does not drag the foreground mean down
     assert ev.summary()["foreground_mean"]["IoU"] == pytest.approx(0.25)
+
+
+def test_bscan_summary_follows_the_nnunet_rule_per_bscan():
+    from segclr.evaluation.metrics import bscan_summary
+
+    z = np.zeros((4, 4), np.uint8)
+    ref, pred = [z.copy() for _ in range(3)], [z.copy() for _ in range(3)]
+    pred[0][0, 0] = 1                    # a false positive on an empty B-scan: Dice 0
+    ref[1][:2, :2] = 1
+    pred[1][:2, :1] = 1                  # 2 of 4 px found: Dice 2/3
+    # B-scan 2: nothing to find, nothing found: NaN, left out of the per-B-scan mean
+    out = bscan_summary(pred, ref)
+    assert out["dice_per_bscan"] == pytest.approx((0 + 2 / 3) / 2)
+    assert out["dice_fluid_bscans"] == pytest.approx(2 / 3)
+    assert out["dice_pooled"] == pytest.approx(4 / (4 + 1 + 2))
+    assert (out["false_positive_bscans"], out["empty_bscans"]) == (1, 2)

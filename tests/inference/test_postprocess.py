@@ -198,6 +198,8 @@ def test_bundle_postprocess_changes_the_prediction_and_can_be_turned_off(tiny_bu
     # 64 x 80 -> 32 x 40 working grid (the bundle's input height 32): 4 input pixels per working pixel
     assert np.array_equal(out, apply_postprocess(raw, img, params, scale=4.0, fluid_classes=[1, 2]))
     assert np.array_equal(p.predict_batch(np.stack([img, img]))[1], out)
+    assert np.array_equal(p.postprocess_masks(raw[None], img[None], None)[0], out)  # the bundle's params
+    assert np.array_equal(p.postprocess_masks(raw[None], img[None], None, {"min_component_px": 0})[0], raw)
     off = Predictor(bundle, postprocess=False)
     assert off.applied_postprocess is None and np.array_equal(off(img), raw)
     p.postprocess = False

@@ -83,3 +83,22 @@ class DiceAccumulator:
                 "pooled_Dice": nanmean([v["pooled_Dice"] for v in fg]),
             },
         }
+
+
+def bscan_summary(preds: list[np.ndarray], refs: list[np.ndarray], label: int = 1) -> dict:
+    """One class over a set of B-scans, as the recipe searches report it (nnU-Net rule, via :class:`DiceAccumulator`).
+
+    ``dice_pooled``; ``dice_per_bscan`` (the mean over B-scans, skipping those where both masks are empty);
+    ``dice_fluid_bscans`` (the mean over B-scans whose reference has the class); ``false_positive_bscans`` (of
+    the ``empty_bscans`` whose reference lacks it, those where the prediction has it).
+    """
+    acc = DiceAccumulator({label: str(label)})
+    for i, (p, r) in enumerate(zip(preds, refs)):
+        acc.add(str(i), p, r)
+    summary = acc.per_label()[str(label)]
+    per_case = [c["metrics"][str(label)] for c in acc.cases]
+    fluid = [m["Dice"] for m in per_case if m["n_ref"] > 0]
+    empty = [m for m in per_case if m["n_ref"] == 0]
+    return {"dice_pooled": summary["pooled_Dice"], "dice_per_bscan": summary["Dice"],
+            "dice_fluid_bscans": float(np.mean(fluid)) if fluid else float("nan"),
+            "false_positive_bscans": sum(m["n_pred"] > 0 for m in empty), "empty_bscans": len(empty)}

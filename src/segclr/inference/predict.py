@@ -149,11 +149,18 @@ class Predictor:
         params = self.applied_postprocess
         if params is None:
             return masks
+        return self.postprocess_masks(masks, images, spacing_um, params)
+
+    def postprocess_masks(self, masks: np.ndarray, images: np.ndarray, spacing_um: tuple[float, float] | None,
+                          params: dict | None = None) -> np.ndarray:
+        """(N, H, W) masks of (N, H, W) B-scans post-processed with ``params`` (default: the bundle's), on the
+        input grid: ``min_component_px`` counts working-resolution pixels, scaled to the input's."""
         images = np.asarray(images)
         h, w = images.shape[-2:]
         wh, ww = self.prep.working_size(h, w, spacing_um)
         scale = (h * w) / (wh * ww)  # input pixels per working pixel (area)
         fluid = range(1, self.num_classes)
+        params = self.postprocess_params if params is None else params
         return np.stack([apply_postprocess(m, img, params, scale, fluid) for m, img in zip(masks, images)])
 
 
