@@ -19,7 +19,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,19 +31,6 @@ def _env(kept: bool) -> dict:
     if not kept:
         env["SEGCLR_MALLOC"] = "default"
     return env
-
-
-def predict_run(cmd: list[str], kept: bool, peaks: dict) -> float:
-    """Wall seconds of one predict run; its peak resident memory (MB) is appended to ``peaks[kept]``."""
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=_env(kept), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
-    peaks.setdefault(kept, []).append(usage.ru_maxrss / 1024)
-    return wall
 
 
 def fit_seconds(cfg: str, steps: int, out: Path, kept: bool) -> float:
@@ -64,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, default=3, help="pairs per fit config (default: %(default)s)")
     ap.add_argument("--predict-pairs", type=int, default=6, help="pairs of segclr predict (default: %(default)s)")
     args = ap.parse_args(argv)
-    from segclr.bench.cli_volume import real_volume
+    from segclr.bench.cli_volume import _timed, real_volume
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "segclr.cli", "predict", "--input", str(vol), "--output",
                str(Path(tmp) / "pred.mha"), "--overwrite"]
         peaks: dict[bool, list[float]] = {}
-        predict_run(cmd, True, {})  # warm-up
-        jobs = [("segclr predict, 49-slice volume", args.predict_pairs, lambda kept: predict_run(cmd, kept, peaks))]
+        _timed(cmd, _env(True))  # warm-up
+        jobs = [("segclr predict, 49-slice volume", args.predict_pairs,
+                 lambda kept: _timed(cmd, _env(kept), peaks.setdefault(kept, [])))]
         for cfg, steps in FITS:
             jobs.append((f"segclr fit {cfg}, {steps} steps", args.pairs,
                          lambda kept, cfg=cfg, steps=steps: fit_seconds(cfg, steps, Path(tmp) / "fit", kept)))

@@ -155,3 +155,11 @@ def test_fixed_malloc_is_forwarded_to_the_workers_and_applies_on_glibc():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == (0 if platform.libc_ver()[0] == "glibc" else 3), res.stderr
     assert minor_faults() > 0 and callable(keep_freed_memory)
+
+
+def test_cli_volume_timing_records_the_child_peak_memory():
+    from segclr.bench.cli_volume import _timed
+
+    peaks = []
+    wall = _timed([sys.executable, "-c", "b = bytearray(200 << 20)"], {}, peaks)
+    assert wall > 0 and len(peaks) == 1 and peaks[0] >= 200

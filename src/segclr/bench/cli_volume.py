@@ -43,12 +43,20 @@ def real_volume(path: Path) -> tuple[int, int, int]:
 STARTUP = "import segclr.cli, segclr.inference.predict, segclr.inference.volumes"
 
 
-def _timed(cmd: list[str], env: dict) -> float:
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wall = time.perf_counter() - t
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed with exit code {proc.returncode}:\n{proc.stderr[-2000:]}")
+def _timed(cmd: list[str], env: dict, peaks_mb: list[float] | None = None) -> float:
+    """Wall seconds of ``cmd`` in a fresh process; its peak resident memory (MB) goes to ``peaks_mb`` if given."""
+    with tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            tail = err.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{' '.join(cmd)} failed with exit code {proc.returncode}:\n{tail}")
+    if peaks_mb is not None:
+        peaks_mb.append(usage.ru_maxrss / 1024)
     return wall
 
 

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None, prog: str | None = None, default_out: Pa
 
     if args._worker:
         if args.malloc == "fixed" and not keep_freed_memory():
-            log("--malloc fixed: not a glibc system; the allocator is left as it is")
+            log("--malloc fixed: not in effect (not glibc, or SEGCLR_MALLOC=default); the allocator is left as it is")
         torch.manual_seed(0)
         out = WORKERS[args._worker](args)
         args._result.write_text(json.dumps(out))

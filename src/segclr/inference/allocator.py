@@ -7,7 +7,7 @@ no heap trimming). The ``segclr`` commands that train or segment call it first; 
 in the environment leaves glibc's defaults. Measured on the 2-core AMD EPYC with
 ``benchmarks/allocator_pairs.py`` (docs/performance.md): faster in 12 of 12 paired runs; ``segclr predict``
 on a 49-slice volume 6.51 -> 5.52 s median, short ``segclr fit`` runs 34 -> 29 s (supervised) and 32 -> 31 s
-(SegCLR UDA); the predict run's peak memory is no higher (median 584 MB default, 549 MB kept).
+(SegCLR UDA); the predict run's peak memory moves within about ±75 MB either way (549-625 MB).
 """
 
 from __future__ import annotations
