@@ -152,7 +152,6 @@ def worker_infer(args) -> dict:
             log(f"inference rep {r + 1}/{args.infer_reps} {v}: 49 slices {by_variant[v][-1]:.2f} s")
     predictor.net = nets["conv"].to(memory_format=torch.contiguous_format)
     res["volume49_s_by_variant"] = by_variant
-    del volume, predictor, nets
     log("segclr predict through the CLI on a 49-slice volume of real B-scans (fresh interpreters)")
     res["cli"] = cli_volume_times(args.infer_reps, device.type)
     res["rss_end"] = rss_mb()
