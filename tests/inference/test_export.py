@@ -94,7 +94,8 @@ def test_s2d_stem_bundle_loads_predicts_and_exports(tmp_path):
     assert predictor.net.stem == "s2d"
     x = _bscan_batch(predictor.prep)
     with torch.no_grad():
-        assert torch.equal(predictor.net(x), net(x))
+        # the predictor folds batch norm into the convolutions: the same function up to float rounding
+        torch.testing.assert_close(predictor.net(x), net(x), atol=1e-5, rtol=1e-5)
     res = export_model(bundle, "torchscript", tmp_path / "model.pt")
     assert res.max_abs_diff <= 1e-4
     with torch.no_grad():

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from segclr.inference.predict import Predictor
 from segclr.inference.shift import bottleneck_embeddings, fit_shift_statistics, to_bundle_tensors
@@ -15,6 +16,7 @@ from segclr.inference.volumes import normalize_intensity, predict_volumes, segme
 from segclr.io.bundle import load_bundle, save_bundle
 from segclr.io.metaimage import write_metaimage
 from segclr.io.volumes import Volume
+from segclr.models import UNet
 
 SPACING = (0.12, 0.0039, 0.0113)
 
@@ -102,3 +104,18 @@ def test_predict_volumes_scores_each_volume_from_the_segmentation_pass(shift_bun
     for case, score in expected.items():
         assert float(rows[case]["shift_score"]) == pytest.approx(score, rel=1e-5)
         assert rows[case]["shift_threshold"] != ""
+
+
+def test_the_predictor_runs_a_folded_copy_of_the_bundle(tiny_bundle):
+    """Batch norm is folded into the predictor's convolutions; its logits match the bundle's own network."""
+    predictor = Predictor(tiny_bundle)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in predictor.net.modules())
+    state, _ = load_bundle(tiny_bundle)
+    ref = UNet(1, 3, 4, 2, "batch")
+    ref.load_state_dict(state)
+    ref.eval()
+    x = torch.rand(2, 1, 32, 40)
+    with torch.no_grad():
+        want = ref(x)
+        torch.testing.assert_close(predictor.net(x), want, atol=1e-5, rtol=1e-5)
+    assert want.argmax(1).unique().numel() == 3  # the tiny model predicts every class: not a vacuous check

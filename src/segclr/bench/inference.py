@@ -20,6 +20,7 @@ def worker_infer(args) -> dict:
 
     from segclr.inference.predict import Predictor
     from segclr.io.bundle import save_bundle
+    from segclr.models import fold_batch_norm
     from segclr.training.module import SegCLRModule
     from segclr.training.trainer import bundle_metadata
 
@@ -134,6 +135,7 @@ def worker_infer(args) -> dict:
     for stem in {VARIANTS[v].stem for v in others} - {"conv"}:
         torch.manual_seed(0)
         nets[stem] = SegCLRModule(demo_config("segclr_uda", device.type, stem=stem).to_dict()).net.to(device).eval()
+        fold_batch_norm(nets[stem])  # as Predictor does with the shipped network
     for r in range(args.infer_reps if others else 0):
         for v in others if r % 2 == 0 else others[::-1]:
             var = VARIANTS[v]
