@@ -107,9 +107,12 @@ def test_predict_volumes_scores_each_volume_from_the_segmentation_pass(shift_bun
 
 
 def test_the_predictor_runs_a_folded_copy_of_the_bundle(tiny_bundle):
-    """Batch norm is folded into the predictor's convolutions; its logits match the bundle's own network."""
+    """Batch norm is folded into the predictor's convolutions, kept channels_last on the CPU; its logits match the
+    bundle's own network."""
     predictor = Predictor(tiny_bundle)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in predictor.net.modules())
+    weight = predictor.net.encoder[1][0].weight  # (8, 4, 3, 3): the two layouts differ
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
     state, _ = load_bundle(tiny_bundle)
     ref = UNet(1, 3, 4, 2, "batch")
     ref.load_state_dict(state)

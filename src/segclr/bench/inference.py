@@ -18,7 +18,7 @@ def worker_infer(args) -> dict:
     quiet()
     import numpy as np
 
-    from segclr.inference.predict import Predictor
+    from segclr.inference.predict import Predictor, inference_memory_format
     from segclr.io.bundle import save_bundle
     from segclr.models import fold_batch_norm
     from segclr.training.module import SegCLRModule
@@ -132,6 +132,7 @@ def worker_infer(args) -> dict:
     others = [v for v in args.variants if v != "fp32" and not VARIANTS[v].compile]
     by_variant: dict[str, list[float]] = {v: [] for v in others}
     nets = {"conv": predictor.net}
+    shipped_format = inference_memory_format(device)  # the Predictor's layout (channels_last on the CPU)
     for stem in {VARIANTS[v].stem for v in others} - {"conv"}:
         torch.manual_seed(0)
         nets[stem] = SegCLRModule(demo_config("segclr_uda", device.type, stem=stem).to_dict()).net.to(device).eval()
@@ -140,7 +141,7 @@ def worker_infer(args) -> dict:
         for v in others if r % 2 == 0 else others[::-1]:
             var = VARIANTS[v]
             predictor.net = nets[var.stem]
-            predictor.net.to(memory_format=torch.channels_last if var.channels_last else torch.contiguous_format)
+            predictor.net.to(memory_format=torch.channels_last if var.channels_last else shipped_format)
             shipped_pp = getattr(predictor, "postprocess", False)
             predictor.postprocess = shipped_pp and var.stem == "conv"
             with autocast_ctx(device, var.bf16):
@@ -152,7 +153,7 @@ def worker_infer(args) -> dict:
                 by_variant[v].append(time.perf_counter() - t)
             predictor.postprocess = shipped_pp
             log(f"inference rep {r + 1}/{args.infer_reps} {v}: 49 slices {by_variant[v][-1]:.2f} s")
-    predictor.net = nets["conv"].to(memory_format=torch.contiguous_format)
+    predictor.net = nets["conv"].to(memory_format=shipped_format)
     res["volume49_s_by_variant"] = by_variant
     log("segclr predict through the CLI on a 49-slice volume of real B-scans (fresh interpreters)")
     res["cli"] = cli_volume_times(args.infer_reps, device.type)

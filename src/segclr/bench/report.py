@@ -269,7 +269,7 @@ def render_md(s: dict) -> str:
                  f"{i['volume49_torch_max_s']:.2f} |")
     for v, t in i["volume49_s_by_variant"].items():
         raw = VARIANTS[v].stem != "conv" if v in VARIANTS else False
-        L.append(f"| {v} (not shipped{'; untrained network, raw masks: compare with the raw-mask row' if raw else ''}) "
+        L.append(f"| {v} (variant{'; untrained network, raw masks: compare with the raw-mask row' if raw else ''}) "
                  f"| {t:.2f} |")
     if i.get("cli"):
         c = i["cli"]
