@@ -55,3 +55,12 @@ def test_folding_a_training_network_is_refused():
     with pytest.raises(ValueError, match="eval mode"):
         fold_batch_norm(net)
     assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+
+
+def test_the_docstring_example_holds():
+    import doctest
+
+    import segclr.models.fold as fold
+
+    result = doctest.testmod(fold)
+    assert result.attempted >= 5 and result.failed == 0

@@ -25,7 +25,7 @@ def fold_batch_norm(net: nn.Module) -> int:
         >>> x = torch.randn(1, 1, 32, 32)
         >>> before = net(x)
         >>> fold_batch_norm(net)
-        8
+        10
         >>> bool(torch.allclose(before, net(x), atol=1e-5))
         True
     """
