@@ -26,20 +26,17 @@ import torch
 from segclr.bench.cli_volume import DUKE_SPACING_MM, N_SLICES
 from segclr.data.domains import load_spectralis
 from segclr.inference.packaged import default_model
-from segclr.inference.predict import Predictor, inference_memory_format
+from segclr.inference.predict import Predictor, inference_memory_format, stored_network
+from segclr.inference.shift import split_bundle_tensors
 from segclr.inference.volumes import segment_volume
 from segclr.io.bundle import load_bundle
 from segclr.io.volumes import Volume
 from segclr.models import UNet, fold_batch_norm
 
 
-def unfolded_net(predictor: Predictor, bundle) -> UNet:
-    state, _ = load_bundle(bundle)
-    m = predictor.meta["model"]
-    net = UNet(1, m["num_classes"], m["base_channels"], m["depth"], m["norm"], m.get("dropout", 0.0),
-               m.get("stem", "conv"))
-    net.load_state_dict({k: v for k, v in state.items() if k in net.state_dict()})
-    return net.eval()
+def unfolded_net(bundle) -> UNet:
+    state, meta = load_bundle(bundle)
+    return stored_network(bundle, split_bundle_tensors(state)[0], meta)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,9 +48,9 @@ def main(argv: list[str] | None = None) -> None:
 
     model = default_model()
     predictor = Predictor(model.bundle, postprocess=not args.no_postprocess)
-    folded = unfolded_net(predictor, model.bundle)
+    folded = unfolded_net(model.bundle)
     fold_batch_norm(folded)
-    nets = {"shipped": predictor.net, "folded": folded, "as stored": unfolded_net(predictor, model.bundle)}
+    nets = {"shipped": predictor.net, "folded": folded, "as stored": unfolded_net(model.bundle)}
     images = [img for v in load_spectralis(patients=(1, 2, 3, 4, 5)) for img in v.images][:N_SLICES]
     volume = Volume(np.stack(images).astype(np.float32), DUKE_SPACING_MM)
     print(f"model {model.name}; {len(images)} B-scans of {images[0].shape[0]} x {images[0].shape[1]}; "

@@ -19,9 +19,7 @@ import sys
 from pathlib import Path
 
 from segclr.config import from_dict
-from segclr.evaluation.benchmark import evaluate_domains
-from segclr.experiment.runner import _bank_for, eval_device, evaluate_validation
-from segclr.inference.predict import Predictor
+from segclr.experiment.runner import bank_for, score_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,10 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             missing += 1
             continue
         cfg = from_dict(rec["config"])
-        bank = _bank_for(banks, cfg)
-        predictor = Predictor(model, device=eval_device(cfg))
-        summaries = (evaluate_validation(predictor, bank, cfg) if args.on == "validation"
-                     else evaluate_domains(predictor, bank, cfg.data.eval_domains, progress=False))
+        summaries = score_model(model, bank_for(banks, cfg), cfg, args.on)
         for row in rec["rows"]:
             new = next(m for m in summaries[row["domain"]]["mean"].values() if m["name"] == row["class"])
             ok = abs(new["pooled_Dice"] - row["dice_pooled"]) < 1e-9 and abs(new["Dice"] - row["dice_mean"]) < 1e-9

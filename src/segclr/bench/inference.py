@@ -18,9 +18,8 @@ def worker_infer(args) -> dict:
     quiet()
     import numpy as np
 
-    from segclr.inference.predict import Predictor, inference_memory_format
+    from segclr.inference.predict import Predictor, inference_memory_format, prepare_for_inference
     from segclr.io.bundle import save_bundle
-    from segclr.models import fold_batch_norm
     from segclr.training.module import SegCLRModule
     from segclr.training.trainer import bundle_metadata
 
@@ -135,8 +134,8 @@ def worker_infer(args) -> dict:
     shipped_format = inference_memory_format(device)  # the Predictor's layout (channels_last on the CPU)
     for stem in {VARIANTS[v].stem for v in others} - {"conv"}:
         torch.manual_seed(0)
-        nets[stem] = SegCLRModule(demo_config("segclr_uda", device.type, stem=stem).to_dict()).net.to(device).eval()
-        fold_batch_norm(nets[stem])  # as Predictor does with the shipped network
+        nets[stem] = prepare_for_inference(  # as Predictor does with the shipped network
+            SegCLRModule(demo_config("segclr_uda", device.type, stem=stem).to_dict()).net, device)
     for r in range(args.infer_reps if others else 0):
         for v in others if r % 2 == 0 else others[::-1]:
             var = VARIANTS[v]

@@ -13,8 +13,8 @@ from segclr.bench.common import (MODES, VARIANTS, autocast_ctx, clock, compile_b
                                  periods, quiet, rss_mb, sync, to_device)
 from segclr.bench.datapath import data_run
 from segclr.bench.gemm import gemm_gflops
-from segclr.inference.allocator import minor_faults
 from segclr.bench.profile import profile_step
+from segclr.inference.allocator import minor_faults
 
 
 def model_flops(module, batch: dict, device: torch.device) -> float:

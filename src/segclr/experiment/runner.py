@@ -89,7 +89,7 @@ def _train(cfg: RunConfig, out: Path, bank: DomainBank, run_hash: str) -> float:
     return res.seconds
 
 
-def _bank_for(banks: dict, cfg: RunConfig) -> DomainBank:
+def bank_for(banks: dict, cfg: RunConfig) -> DomainBank:
     """The (cached) domain bank a config trains and is scored on."""
     key = (cfg.data.dataset, cfg.data.simulation_seed, cfg.data.geometry)
     if key not in banks:
@@ -117,19 +117,25 @@ def eval_device(cfg: RunConfig) -> str:
     return "cuda" if gpu and torch.cuda.is_available() else "cpu"
 
 
+def score_model(bundle: Path, bank: DomainBank, cfg: RunConfig, on: str = "test", progress: bool = False) -> dict:
+    """domain -> summary of a cell's trained model: on the test patients of ``cfg.data.eval_domains``, or on
+    the validation split (``on="validation"``), on the device it trained on."""
+    predictor = Predictor(bundle, device=eval_device(cfg))
+    return (evaluate_validation(predictor, bank, cfg, progress) if on == "validation"
+            else evaluate_domains(predictor, bank, cfg.data.eval_domains, progress=progress))
+
+
 def run_cell(cell: Cell, run_dir: Path, bank: DomainBank, progress: bool = False, on: str = "test") -> dict:
     seconds = 0.0
     cfg = cell.config
     if cell.pretrain is not None:
         same = (cell.pretrain.data.dataset, cell.pretrain.data.simulation_seed, cell.pretrain.data.geometry) == (
             cfg.data.dataset, cfg.data.simulation_seed, cfg.data.geometry)
-        pre_bank = bank if same else _bank_for({}, cell.pretrain)
+        pre_bank = bank if same else bank_for({}, cell.pretrain)
         seconds += _train(cell.pretrain, run_dir / "pretrain", pre_bank, config_hash(cell.pretrain))
         cfg = from_dict(_merge(cfg.to_dict(), {"objective": {"init_from": str(run_dir / "pretrain" / "model.safetensors")}}))
     seconds += _train(cfg, run_dir / "train", bank, cell.hash)
-    predictor = Predictor(run_dir / "train" / "model.safetensors", device=eval_device(cfg))
-    summaries = (evaluate_validation(predictor, bank, cfg, progress) if on == "validation"
-                 else evaluate_domains(predictor, bank, cfg.data.eval_domains, progress=progress))
+    summaries = score_model(run_dir / "train" / "model.safetensors", bank, cfg, on, progress)
     result = {
         "method": cell.method, "target_device": cell.target, "seed": cell.seed, "config_hash": cell.hash,
         "train_seconds": round(seconds, 1), "domains": summaries,
@@ -237,7 +243,7 @@ def run_experiment(spec_path: str | Path, out_dir: str | Path, seeds: list[int] 
             print(f"[{i}/{len(todo)}] {cell.key}: done ({cell_file(cells_dir, cell)}), skipped", flush=True)
             continue
         print(f"[{i}/{len(todo)}] {cell.key}: training ({cell.config.objective.mode})", flush=True)
-        result = run_cell(cell, out / "runs" / cell.run_key, _bank_for(banks, cell.config),
+        result = run_cell(cell, out / "runs" / cell.run_key, bank_for(banks, cell.config),
                           on=spec.get("evaluate_on", "test"))
         path = record_cell(cells_dir, cell, result)
         if git_commit:

@@ -23,6 +23,27 @@ def inference_memory_format(device: torch.device) -> torch.memory_format:
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
 
 
+def stored_network(checkpoint: str | Path, state: dict, meta: dict) -> UNet:
+    """The bundle's UNet as stored (``state`` without the shift statistics), in eval mode on the CPU."""
+    m = meta["model"]
+    net = UNet(1, m["num_classes"], m["base_channels"], m["depth"], m["norm"], m.get("dropout", 0.0),
+               m.get("stem", "conv"))
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        raise InputError(f"{checkpoint}: weights do not match the architecture in its metadata ({err})") from None
+    return net.eval()
+
+
+def prepare_for_inference(net: UNet, device: torch.device) -> UNet:
+    """``net`` on ``device`` in eval mode, batch norm folded into the convolutions (same function, one pass
+    less), in :func:`inference_memory_format`: on the CPU channels_last, where oneDNN runs the thin
+    full-resolution convolutions several times faster (docs/performance.md; the same masks). In place."""
+    net.to(device).eval()
+    fold_batch_norm(net)
+    return net.to(memory_format=inference_memory_format(device))
+
+
 class Predictor:
     """Loads ``model.safetensors`` and segments B-scans: ``predictor(image) -> mask``.
 
@@ -37,30 +58,18 @@ class Predictor:
     argmax.
 
     ``net`` is an inference copy of the bundle's UNet: batch norm folded into the convolutions and, on
-    the CPU, channels_last weights (the same function, faster). To train further, load the bundle into
-    a fresh :class:`~segclr.models.UNet` instead.
+    the CPU, channels_last weights (the same function, faster; :func:`prepare_for_inference`). To train
+    further, take the network as stored (:func:`stored_network`) instead.
     """
 
     def __init__(self, checkpoint: str | Path, device: str | torch.device = "cpu", postprocess: bool = True) -> None:
         state, meta = load_bundle(checkpoint)
         state, self.shift_stats = split_bundle_tensors(state)
-        m = meta["model"]
         self.meta = meta
         self.classes: list[str] = list(meta["classes"])
         self.prep = Preprocessing(**meta["preprocess"])
         self.device = torch.device(device)
-        self.net = UNet(1, m["num_classes"], m["base_channels"], m["depth"], m["norm"], m.get("dropout", 0.0),
-                        m.get("stem", "conv"))
-        try:
-            self.net.load_state_dict(state)
-        except RuntimeError as err:
-            raise InputError(f"{checkpoint}: weights do not match the architecture in its metadata ({err})") from None
-        self.net.to(self.device).eval()
-        # inference only: batch norm folded into the convolutions (same function, one pass less); on the
-        # CPU the weights in channels_last, where oneDNN runs the thin full-resolution convolutions
-        # several times faster (docs/performance.md; the same masks)
-        fold_batch_norm(self.net)
-        self.net.to(memory_format=inference_memory_format(self.device))
+        self.net = prepare_for_inference(stored_network(checkpoint, state, meta), self.device)
         self.postprocess_params = normalize_params(meta.get("postprocess"))
         self.postprocess = bool(postprocess)
 
