@@ -3,9 +3,14 @@
 # repository root, on a machine whose python3 has torch with CUDA and Lightning:
 #   OUT=dir BUDGET=560 bash benchmarks/gpu_session.sh
 # 1. `segclr bench --device cuda` (fp32, bf16, channels_last), alone on the GPU;
-# 2. a study's unfinished cells (GRID, default R2's CPU grid), several at once (benchmarks/gpu_pool.py),
-#    until BUDGET seconds after the start; each finished cell's record names the GPU that trained it;
-# 3. packs the new cell records, the benchmark output and every log into OUT (at most 8 files come back).
+#    (BENCH=0 skips it);
+# 2. the unfinished cells of one or more grids (GRIDS, space-separated; default R2's CPU grid), one
+#    benchmarks/gpu_pool.py per grid, all at once (WORKERS cells each), until BUDGET seconds after the
+#    start; each finished cell's record names the GPU that trained it. FIRST: rows started first;
+# 3. packs the new cell records, the benchmark output, every log and the runs' curves and cards (no
+#    weights) into OUT (at most 8 files come back).
+# Quality issue's GPU search (issue 10, 2026-11-28): BENCH=0 WORKERS=9 FIRST= GRIDS="configs/experiments/
+#   quality_search_gpu.yaml configs/experiments/quality_gpu.yaml" OUT=dir bash benchmarks/gpu_session.sh
 # First run (H200, 2026-11-27, docs/performance.md "GPU"): the bench needed more than 150 s (its last
 # worker was cut), and 12 and 20 cells at once gave the same ~5 cells/min (16 CPU cores set the pace).
 # torch.compile per block did not help there, so its rows are left to `--variants fp32,fp32-c`.
@@ -15,8 +20,9 @@ set -u
 OUT=${OUT:-runs/gpu_session}
 BUDGET=${BUDGET:-560}
 WORKERS=${WORKERS:-14}
-GRID=${GRID:-configs/experiments/r2_realistic_cpu.yaml}
-REPORT=${REPORT:-docs/results/$(basename "$GRID" .yaml)}
+GRIDS=${GRIDS:-${GRID:-configs/experiments/r2_realistic_cpu.yaml}}
+BENCH=${BENCH:-1}
+FIRST=${FIRST-supervised upper_bound segclr_dg segclr_uda_ch_a multi_domain segclr_uda_con0}
 T0=$(date +%s)
 say() { echo "[session $(( $(date +%s) - T0 )) s] $*"; }
 left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
@@ -31,22 +37,35 @@ python3 -c "import torch, lightning, monai, segclr.cli; print('torch', torch.__v
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$OUT/gpu.txt"
 nproc >> "$OUT/gpu.txt"
 
-say "bench: fp32, bf16, channels_last"
-timeout -k 5 240 python3 -m segclr.cli bench --device cuda --no-sweep --steps 10 --rounds 2 --out /tmp/session/bench \
-    > /tmp/session/logs/bench.log 2>&1
-echo "exit $?" >> /tmp/session/logs/bench.log; pkill -f "segclr.bench --_worker"; tail -n 3 /tmp/session/logs/bench.log
+if [ "$BENCH" = 1 ]; then
+    say "bench: fp32, bf16, channels_last"
+    timeout -k 5 240 python3 -m segclr.cli bench --device cuda --no-sweep --steps 10 --rounds 2 --out /tmp/session/bench \
+        > /tmp/session/logs/bench.log 2>&1
+    echo "exit $?" >> /tmp/session/logs/bench.log; pkill -f "segclr.bench --_worker"; tail -n 3 /tmp/session/logs/bench.log
+fi
 
-say "study cells until $BUDGET s (deadline for the pool: $(( $(left) - 25 )) s from now)"
-python3 benchmarks/gpu_pool.py "$GRID" \
-    --report-dir "$REPORT" --workers "$WORKERS" --deadline-s $(( $(left) - 25 )) \
-    --min-cell-s 130 --scratch /tmp/session/pool \
-    --first supervised upper_bound segclr_dg segclr_uda_ch_a multi_domain segclr_uda_con0 \
-    2>&1 | tee /tmp/session/logs/pool.log
+DEADLINE=$(( $(left) - 25 ))
+say "study cells until $BUDGET s (deadline for the pools: $DEADLINE s from now): $GRIDS"
+for grid in $GRIDS; do
+    name=$(basename "$grid" .yaml)
+    # shellcheck disable=SC2086
+    python3 benchmarks/gpu_pool.py "$grid" \
+        --report-dir "docs/results/$name" --workers "$WORKERS" --deadline-s "$DEADLINE" \
+        --min-cell-s 130 --scratch "/tmp/session/pool_$name" --first $FIRST \
+        > "/tmp/session/logs/pool_$name.log" 2>&1 &
+done
+wait
+for grid in $GRIDS; do cat "/tmp/session/logs/pool_$(basename "$grid" .yaml).log"; done
+# the first failed cell's log, so that the call's output shows why
+first_failed=$(grep -h -m1 "^\[pool\] failed:" /tmp/session/logs/pool_*.log | head -n1 | sed 's/.*(log \(.*\))/\1/')
+[ -n "$first_failed" ] && tail -n 25 "$first_failed"
 
 say "packing"
 find docs/results -name '*.json' -newer /tmp/session/start > /tmp/session/new_cells.txt
 tar czf "$OUT/cells.tgz" -T /tmp/session/new_cells.txt
 tar czf "$OUT/bench.tgz" -C /tmp/session bench 2>/dev/null
-cp /tmp/session/pool/logs/*.log /tmp/session/logs/ 2>/dev/null
+for d in /tmp/session/pool*/logs; do cp "$d"/*.log /tmp/session/logs/ 2>/dev/null; done
 tar czf "$OUT/logs.tgz" -C /tmp/session logs
+( cd /tmp/session && find pool* -path '*/runs/*' \( -name val_curve.csv -o -name metrics.csv -o -name train.json \
+    -o -name model_card.json -o -name eval.json \) -print0 | tar czf "$OUT/runs.tgz" --null -T - ) 2>/dev/null
 say "done: $(wc -l < /tmp/session/new_cells.txt) new cell records"
