@@ -1,0 +1,98 @@
+"""Validation curves of a GPU session's runs, finished or stopped at the deadline (issue 10).
+
+    python benchmarks/gpu_curves.py /work/.device/1/runs.tgz /work/.device/2/runs.tgz \\
+        --out docs/results/gpu_session_2026-11-28
+
+``benchmarks/gpu_session.sh`` brings back each run's ``logs/metrics.csv`` (no weights). A run stopped
+at the pool's deadline has no cell record, but its metrics hold the in-training validation scores
+(``trainer.val_every_n_steps``: the raw network on the working grid, no post-processing, nnU-Net rule
+per B-scan). This collects them, one row per run and validation step, into ``curves.csv`` and a
+table (``curves.md``) of every run's scores at each validation step, with the last step it reached.
+A run that appears in several archives (stopped in one call, run again in the next) is labelled by
+its archive (``call1``, ``call2``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+import tarfile
+from pathlib import Path
+
+
+def read_archive(path: Path, call: str) -> list[dict]:
+    """Every validation row of every ``metrics.csv`` in one ``runs.tgz``."""
+    rows = []
+    with tarfile.open(path) as tar:
+        for member in tar.getmembers():
+            if not member.name.endswith("logs/metrics.csv"):
+                continue
+            run = member.name.split("/")[2]  # pool_<grid>/runs/<method>__seed<k>/...
+            text = tar.extractfile(member).read().decode()
+            seen, last = set(), 0
+            for r in csv.DictReader(io.StringIO(text)):
+                if r.get("step"):
+                    last = max(last, int(r["step"]) + 1)
+                if not r.get("val/dice_pooled"):
+                    continue
+                # the logger repeats the last validation score on every later row; keep its first
+                key = (r["val/dice_pooled"], r["val/dice_per_bscan"])
+                if key in seen:
+                    continue
+                seen.add(key)
+                rows.append({"call": call, "run": run, "step": int(r["step"]) + 1,
+                             "val_dice_pooled": float(r["val/dice_pooled"]),
+                             "val_dice_per_bscan": float(r["val/dice_per_bscan"]), "last_step": 0})
+            for row in rows:
+                if row["run"] == run and row["call"] == call:
+                    row["last_step"] = last
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    steps = sorted({r["step"] for r in rows})
+    runs = sorted({(r["call"], r["run"]) for r in rows}, key=lambda k: (k[1], k[0]))
+    lines = ["| run | call | last step | " + " | ".join(f"step {s}" for s in steps) + " |",
+             "|---|---|---|" + "---|" * len(steps)]
+    for call, run in runs:
+        mine = {r["step"]: r for r in rows if r["run"] == run and r["call"] == call}
+        cells = [f"{mine[s]['val_dice_pooled']:.3f} / {mine[s]['val_dice_per_bscan']:.3f}" if s in mine else ""
+                 for s in steps]
+        last = next(iter(mine.values()))["last_step"]
+        lines.append(f"| {run} | {call} | {last} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("archives", nargs="+", type=Path, help="runs.tgz of each call, in call order")
+    ap.add_argument("--out", type=Path, required=True, help="directory for curves.csv and curves.md")
+    args = ap.parse_args(argv)
+    rows = []
+    for i, path in enumerate(args.archives, 1):
+        if not path.is_file():
+            print(f"error: {path}: no such archive", file=sys.stderr)
+            return 2
+        rows += read_archive(path, f"call{i}")
+    if not rows:
+        print("error: no validation scores in these archives (trainer.val_every_n_steps was 0?)", file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (args.out / "curves.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    md = ("# In-training validation curves\n\n"
+          "Pooled Dice / Dice per B-scan on the validation patients, raw network (no post-processing), "
+          "scored every `trainer.val_every_n_steps` steps while training. Regenerate: "
+          f"`python benchmarks/gpu_curves.py {' '.join(str(p) for p in args.archives)} --out {args.out}`.\n\n"
+          + table(rows))
+    (args.out / "curves.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
