@@ -1,6 +1,6 @@
 """Validation curves of a GPU session's runs, finished or stopped at the deadline (issue 10).
 
-    python benchmarks/gpu_curves.py /work/.device/1/runs.tgz /work/.device/2/runs.tgz \\
+    python benchmarks/gpu_curves.py docs/results/gpu_session_2026-11-28/call{1,2}_runs.tgz \\
         --out docs/results/gpu_session_2026-11-28
 
 ``benchmarks/gpu_session.sh`` brings back each run's ``logs/metrics.csv`` (no weights). A run stopped
@@ -21,6 +21,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+from segclr.io.atomic import atomic_write_text
+
 
 def read_archive(path: Path, call: str) -> list[dict]:
     """Every validation row of every ``metrics.csv`` in one ``runs.tgz``."""
@@ -31,7 +33,7 @@ def read_archive(path: Path, call: str) -> list[dict]:
                 continue
             run = member.name.split("/")[2]  # pool_<grid>/runs/<method>__seed<k>/...
             text = tar.extractfile(member).read().decode()
-            seen, last = set(), 0
+            previous, last = None, 0
             for r in csv.DictReader(io.StringIO(text)):
                 if r.get("step"):
                     last = max(last, int(r["step"]) + 1)
@@ -39,9 +41,9 @@ def read_archive(path: Path, call: str) -> list[dict]:
                     continue
                 # the logger repeats the last validation score on every later row; keep its first
                 key = (r["val/dice_pooled"], r["val/dice_per_bscan"])
-                if key in seen:
+                if key == previous:
                     continue
-                seen.add(key)
+                previous = key
                 rows.append({"call": call, "run": run, "step": int(r["step"]) + 1,
                              "val_dice_pooled": float(r["val/dice_pooled"]),
                              "val_dice_per_bscan": float(r["val/dice_per_bscan"]), "last_step": 0})
@@ -80,16 +82,17 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no validation scores in these archives (trainer.val_every_n_steps was 0?)", file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "curves.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(args.out / "curves.csv", buf.getvalue())
     md = ("# In-training validation curves\n\n"
           "Pooled Dice / Dice per B-scan on the validation patients, raw network (no post-processing), "
           "scored every `trainer.val_every_n_steps` steps while training. Regenerate: "
           f"`python benchmarks/gpu_curves.py {' '.join(str(p) for p in args.archives)} --out {args.out}`.\n\n"
           + table(rows))
-    (args.out / "curves.md").write_text(md)
+    atomic_write_text(args.out / "curves.md", md)
     print(md)
     return 0
 

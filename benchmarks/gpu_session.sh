@@ -9,6 +9,7 @@
 #    start; each finished cell's record names the GPU that trained it. FIRST: rows started first;
 # 3. packs the new cell records, the benchmark output, every log and the runs' curves and cards (no
 #    weights) into OUT (at most 8 files come back).
+# MODELS: shell patterns of runs (<method>__seed<k>) whose weights come back too (models.tgz.part-*).
 # Quality issue's GPU search (issue 10, 2026-11-28): BENCH=0 WORKERS=9 FIRST= GRIDS="configs/experiments/
 #   quality_search_gpu.yaml configs/experiments/quality_gpu.yaml" OUT=dir bash benchmarks/gpu_session.sh
 # First run (H200, 2026-11-27, docs/performance.md "GPU"): the bench needed more than 150 s (its last
@@ -22,6 +23,7 @@ BUDGET=${BUDGET:-560}
 WORKERS=${WORKERS:-14}
 GRIDS=${GRIDS:-${GRID:-configs/experiments/r2_realistic_cpu.yaml}}
 BENCH=${BENCH:-1}
+MODELS=${MODELS:-}
 FIRST=${FIRST-supervised upper_bound segclr_dg segclr_uda_ch_a multi_domain segclr_uda_con0}
 T0=$(date +%s)
 say() { echo "[session $(( $(date +%s) - T0 )) s] $*"; }
@@ -68,4 +70,20 @@ for d in /tmp/session/pool*/logs; do cp "$d"/*.log /tmp/session/logs/ 2>/dev/nul
 tar czf "$OUT/logs.tgz" -C /tmp/session logs
 ( cd /tmp/session && find pool* -path '*/runs/*' \( -name val_curve.csv -o -name metrics.csv -o -name train.json \
     -o -name model_card.json -o -name eval.json \) -print0 | tar czf "$OUT/runs.tgz" --null -T - ) 2>/dev/null
+if [ -n "$MODELS" ]; then
+    # finished runs' weights (model.safetensors) of the rows matching MODELS, up to about 56 MiB in all,
+    # as parts of at most 15 MiB (what comes back from OUT: 8 files, 16 MiB each, 64 MiB together);
+    # here: cat models.tgz.part-* | tar xz
+    ( cd /tmp/session && total=0
+      for f in $(find pool* -path '*/runs/*' -name model.safetensors | sort); do
+          run=$(echo "$f" | cut -d/ -f3)
+          keep=0; for p in $MODELS; do case "$run" in $p) keep=1 ;; esac; done
+          size=$(stat -c %s "$f")
+          if [ "$keep" = 1 ] && [ $(( total + size )) -le $(( 56 * 1024 * 1024 )) ]; then
+              echo "$f"; total=$(( total + size ))
+          fi
+      done > /tmp/session/models.txt
+      [ -s /tmp/session/models.txt ] && tar czf - -T /tmp/session/models.txt | split -b 15M - "$OUT/models.tgz.part-" )
+    say "weights brought back: $(wc -l < /tmp/session/models.txt) runs"
+fi
 say "done: $(wc -l < /tmp/session/new_cells.txt) new cell records"
