@@ -7,6 +7,13 @@ scored with the nnU-Net rule (Dice per B-scan, pooled Dice, false-positive B-sca
 
     python benchmarks/postprocess_search.py --runs runs/quality_search/runs --val-patients 5 \
         --out docs/results/quality_search
+
+``--methods`` limits it to some rows of the search (shell patterns), ``--min-px`` sets the sizes tried:
+full-resolution models (496 rows) count a quarter of the area per working pixel, so their sizes run
+4x higher (docs/quality.md 1d):
+
+    python benchmarks/postprocess_search.py --runs runs/quality_search2/runs --methods q7_full_res \
+        --val-patients 4 5 --min-px 0 20 40 80 160 320 --out docs/results/quality_search2/postprocess_full_res
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -49,16 +57,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=Path, default=Path("runs/quality_search/runs"))
     ap.add_argument("--val-patients", type=int, nargs="+", default=[5])
     ap.add_argument("--out", type=Path, default=Path("docs/results/quality_search"))
+    ap.add_argument("--methods", nargs="+", default=["*"], help="rows of the search to use (shell patterns)")
+    ap.add_argument("--min-px", type=int, nargs="+", default=list(MIN_PX),
+                    help=f"minimum component sizes tried, in working pixels (default {' '.join(map(str, MIN_PX))})")
     args = ap.parse_args(argv)
-    bundles = sorted(args.runs.glob("*/*/*/train/model.safetensors"))
+    bundles = sorted(b for b in args.runs.glob("*/*/*/train/model.safetensors")
+                     if any(fnmatch(b.parts[-5], p) for p in args.methods))
     if not bundles:
-        raise SystemExit(f"{args.runs}: no model bundles (train the search first)")
+        raise SystemExit(f"{args.runs}: no model bundles of {' '.join(args.methods)} (train the search first)")
     bank = DomainBank(0)
     vols = [v for v in bank.volumes("spectralis", "source_train") if v.patient in set(args.val_patients)]
     images = [img for v in vols for img in v.images]
     refs = [m for v in vols for m in v.masks]
     spacing = vols[0].spacing_um
-    settings = [(k, r) for r in (False, True) for k in MIN_PX]
+    sizes = sorted(set(args.min_px) | {0})  # 0: the raw masks, always scored
+    settings = [(k, r) for r in (False, True) for k in sizes]
     per_model: dict[str, dict] = {}
     for bundle in bundles:
         name = "/".join(bundle.parts[-5:-2])
@@ -82,12 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(args.out / "postprocess.json", json.dumps({"val_patients": args.val_patients, "models": per_model,
                                                                  "mean": rows, "chosen": best}, indent=1))
     empty = next(iter(per_model.values()))["0/False"]["empty_bscans"]
+    extra = ("" if args.methods == ["*"] else f" --methods {' '.join(args.methods)}") + \
+        ("" if sizes == list(MIN_PX) else f" --min-px {' '.join(map(str, sizes))}")
     lines = ["# Post-processing, chosen on validation", "",
              f"Models: the {len(per_model)} recipe-search bundles under `{args.runs}` (trained without Spectralis "
              f"patient(s) {args.val_patients}). Scored on those patients' {len(images)} B-scans ({empty} without "
              "fluid); the test patients were not read. Mean over the models.", "",
              f"Regenerate: `python benchmarks/postprocess_search.py --runs {args.runs} --val-patients "
-             f"{' '.join(map(str, args.val_patients))} --out {args.out}`", "",
+             f"{' '.join(map(str, args.val_patients))}{extra} --out {args.out}`", "",
              "| min component (working px) | fluid only in the retina | Dice on B-scans with fluid | pooled Dice | "
              f"false-positive B-scans (of {empty}) |", "|---|---|---|---|---|"]
     for x in rows:

@@ -39,3 +39,14 @@ def test_scores_count_false_positive_bscans_and_leave_them_out_of_the_fluid_mean
     assert out["false_positive_bscans"] == 1 and out["empty_bscans"] == 1
     assert out["dice_fluid_bscans"] == 2 * 2 / (2 * 2 + 0 + 2)
     assert out["dice_pooled"] == 2 * 2 / (2 * 2 + 1 + 2)
+
+
+def test_methods_that_match_no_bundle_stop_with_the_runs_dir_and_patterns_named(tmp_path):
+    import pytest
+
+    train = tmp_path / "q2" / "cirrus_like" / "seed0-abc" / "train"
+    train.mkdir(parents=True)
+    (train / "model.safetensors").write_bytes(b"")  # never opened: the filter leaves nothing
+    with pytest.raises(SystemExit, match=r"no model bundles of q7\* xyz"):
+        search.main(["--runs", str(tmp_path), "--methods", "q7*", "xyz", "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
