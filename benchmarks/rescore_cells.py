@@ -9,6 +9,14 @@ Dice and Dice per B-scan of every row, and how many match to 1e-9. Exit status 1
 
     python benchmarks/rescore_cells.py --cells docs/results/quality_search2/cells \\
         --runs runs/quality_search2/runs --on validation
+
+``--min-component-px N`` (with ``--methods``) asks another question: the same models scored with a
+different minimum fluid component (the bundle's retina mask setting kept). Their rows then differ by
+design, so it prints them, with each row's change, and exits 0; nothing is written. For the GPU
+search's second comparison (configs/experiments/quality_search_gpu.yaml, docs/quality.md 1d):
+
+    python benchmarks/rescore_cells.py --cells docs/results/quality_search_gpu/cells \\
+        --runs runs/quality_search_gpu/runs --on validation --methods 'g1*' 'g2*' --min-component-px 320
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from fnmatch import fnmatch
 from pathlib import Path
 
 from segclr.config import from_dict
@@ -27,27 +36,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cells", required=True, type=Path, help="folder of committed cell records (*.json)")
     ap.add_argument("--runs", required=True, type=Path, help="the experiment's runs folder (--out/runs)")
     ap.add_argument("--on", choices=["test", "validation"], default="test", help="what the grid scored")
+    ap.add_argument("--methods", nargs="+", default=["*"], help="rows to re-score (shell patterns; default all)")
+    ap.add_argument("--min-component-px", type=int, default=None,
+                    help="score with this minimum fluid component instead of the bundle's (a what-if: exit 0)")
     args = ap.parse_args(argv)
     banks: dict = {}
     same = differ = missing = 0
     for cell in sorted(args.cells.glob("*.json")):
         rec = json.loads(cell.read_text())
+        if not any(fnmatch(rec["method"], p) for p in args.methods):
+            continue
         model = (args.runs / rec["method"] / rec["target_device"] / f"seed{rec['seed']}-{rec['config_hash']}"
                  / "train" / "model.safetensors")
         if not model.is_file():
             missing += 1
             continue
         cfg = from_dict(rec["config"])
-        summaries = score_model(model, bank_for(banks, cfg), cfg, args.on)
+        override = None if args.min_component_px is None else {
+            "min_component_px": args.min_component_px, "retina_only": cfg.postprocess.retina_only}
+        summaries = score_model(model, bank_for(banks, cfg), cfg, args.on, postprocess=override)
         for row in rec["rows"]:
             new = next(m for m in summaries[row["domain"]]["mean"].values() if m["name"] == row["class"])
             ok = abs(new["pooled_Dice"] - row["dice_pooled"]) < 1e-9 and abs(new["Dice"] - row["dice_mean"]) < 1e-9
             same, differ = same + ok, differ + (not ok)
             print(f"{'same' if ok else 'DIFFERS'}  {cell.stem} {row['domain']} {row['class']}: pooled "
-                  f"{row['dice_pooled']:.6f} -> {new['pooled_Dice']:.6f}, per B-scan {row['dice_mean']:.6f} -> "
-                  f"{new['Dice']:.6f}", flush=True)
-    print(f"\n{same} rows the same, {differ} different; {missing} cells without their model in {args.runs}")
-    return 1 if differ else 0
+                  f"{row['dice_pooled']:.6f} -> {new['pooled_Dice']:.6f} ({new['pooled_Dice'] - row['dice_pooled']:+.4f}), "
+                  f"per B-scan {row['dice_mean']:.6f} -> {new['Dice']:.6f} ({new['Dice'] - row['dice_mean']:+.4f})",
+                  flush=True)
+    what = "" if args.min_component_px is None else f" (minimum fluid component {args.min_component_px} px)"
+    print(f"\n{same} rows the same, {differ} different{what}; {missing} cells without their model in {args.runs}")
+    return 1 if differ and args.min_component_px is None else 0
 
 
 if __name__ == "__main__":

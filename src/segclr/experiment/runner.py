@@ -44,6 +44,7 @@ from segclr.experiment.cells import (cell_is_done, cell_path, cell_record, descr
 from segclr.experiment.spec import (ADDED_KEYS, COSMETIC_KEYS, EVALUATE_ON, SPEC_KEYS, Cell,  # noqa: F401
                                     _merge, config_hash, expand_cells, expand_methods, load_spec,
                                     select_methods, stored_config)
+from segclr.inference.postprocess import normalize_params
 from segclr.inference.predict import Predictor
 from segclr.io.atomic import atomic_write_text
 from segclr.training.trainer import fit
@@ -117,10 +118,14 @@ def eval_device(cfg: RunConfig) -> str:
     return "cuda" if gpu and torch.cuda.is_available() else "cpu"
 
 
-def score_model(bundle: Path, bank: DomainBank, cfg: RunConfig, on: str = "test", progress: bool = False) -> dict:
+def score_model(bundle: Path, bank: DomainBank, cfg: RunConfig, on: str = "test", progress: bool = False,
+                postprocess: dict | None = None) -> dict:
     """domain -> summary of a cell's trained model: on the test patients of ``cfg.data.eval_domains``, or on
-    the validation split (``on="validation"``), on the device it trained on."""
+    the validation split (``on="validation"``), on the device it trained on. ``postprocess``
+    (``{"min_component_px": .., "retina_only": ..}``) replaces the bundle's own post-processing."""
     predictor = Predictor(bundle, device=eval_device(cfg))
+    if postprocess is not None:
+        predictor.postprocess_params = normalize_params(postprocess)
     return (evaluate_validation(predictor, bank, cfg, progress) if on == "validation"
             else evaluate_domains(predictor, bank, cfg.data.eval_domains, progress=progress))
 

@@ -1,0 +1,43 @@
+"""benchmarks/rescore_cells.py and runner.score_model: committed cells scored again, as recorded or what-if."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+from segclr.experiment.runner import run_experiment
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+rescore = _load("rescore_cells", ROOT / "benchmarks" / "rescore_cells.py")
+_spec = _load("runner_tests", Path(__file__).with_name("test_runner.py"))._spec
+
+
+def test_recorded_cells_score_the_same_and_a_larger_minimum_component_removes_all_fluid(tmp_path, capsys):
+    spec = _spec(tmp_path, {"sup": {"objective": {"mode": "supervised"}}})
+    out = tmp_path / "out"
+    run_experiment(spec, out)
+    capsys.readouterr()
+    argv = ["--cells", str(out / "cells"), "--runs", str(out / "runs")]
+
+    assert rescore.main(argv) == 0
+    assert "1 rows the same, 0 different" in capsys.readouterr().out
+
+    # no fluid component of a 64-row B-scan reaches 10^6 pixels: pooled Dice becomes 0, and exit is 0
+    assert rescore.main(argv + ["--min-component-px", "1000000"]) == 0
+    text = capsys.readouterr().out
+    pooled_after = float(re.search(r"pooled [0-9.]+ -> ([0-9.]+)", text).group(1))
+    assert pooled_after == 0.0
+    assert "(minimum fluid component 1000000 px)" in text
+
+    assert rescore.main(argv + ["--methods", "other*"]) == 0
+    assert "0 rows the same, 0 different" in capsys.readouterr().out
