@@ -5,10 +5,14 @@
 # 1. `segclr bench --device cuda` (fp32, bf16, channels_last), alone on the GPU;
 #    (BENCH=0 skips it);
 # 2. the unfinished cells of one or more grids (GRIDS, space-separated; default R2's CPU grid), one
-#    benchmarks/gpu_pool.py per grid, all at once (WORKERS cells each), until BUDGET seconds after the
+#    benchmarks/gpu_pool.py per grid, all at once (WORKERS cells each, or N for an entry written
+#    grid.yaml:N), until BUDGET seconds after the
 #    start; each finished cell's record names the GPU that trained it. FIRST: rows started first;
 # 3. packs the new cell records, the benchmark output, every log and the runs' curves and cards (no
 #    weights) into OUT (at most 8 files come back).
+# AFTER: a command run after the pools, before packing (its output is in logs/after.log), e.g.
+#   AFTER="python3 benchmarks/rescore_cells.py --cells docs/results/quality_search_gpu/cells --runs
+#   /tmp/session/pool_quality_search_gpu/runs/*/runs --on validation --methods 'g2*' --min-component-px 320"
 # MODELS: shell patterns of runs (<method>__seed<k>) whose weights come back too (models.tgz.part-*).
 # Quality issue's GPU search (issue 10, 2026-11-28): BENCH=0 WORKERS=9 FIRST= GRIDS="configs/experiments/
 #   quality_search_gpu.yaml configs/experiments/quality_gpu.yaml" OUT=dir bash benchmarks/gpu_session.sh
@@ -24,6 +28,7 @@ WORKERS=${WORKERS:-14}
 GRIDS=${GRIDS:-${GRID:-configs/experiments/r2_realistic_cpu.yaml}}
 BENCH=${BENCH:-1}
 MODELS=${MODELS:-}
+AFTER=${AFTER:-}
 FIRST=${FIRST-supervised upper_bound segclr_dg segclr_uda_ch_a multi_domain segclr_uda_con0}
 T0=$(date +%s)
 say() { echo "[session $(( $(date +%s) - T0 )) s] $*"; }
@@ -48,19 +53,28 @@ fi
 
 DEADLINE=$(( $(left) - 25 ))
 say "study cells until $BUDGET s (deadline for the pools: $DEADLINE s from now): $GRIDS"
-for grid in $GRIDS; do
+for entry in $GRIDS; do
+    grid=${entry%%:*}; workers=$WORKERS
+    [ "$grid" != "$entry" ] && workers=${entry##*:}
     name=$(basename "$grid" .yaml)
     # shellcheck disable=SC2086
     python3 benchmarks/gpu_pool.py "$grid" \
-        --report-dir "docs/results/$name" --workers "$WORKERS" --deadline-s "$DEADLINE" \
+        --report-dir "docs/results/$name" --workers "$workers" --deadline-s "$DEADLINE" \
         --min-cell-s 130 --scratch "/tmp/session/pool_$name" --first $FIRST \
         > "/tmp/session/logs/pool_$name.log" 2>&1 &
 done
 wait
-for grid in $GRIDS; do cat "/tmp/session/logs/pool_$(basename "$grid" .yaml).log"; done
+for entry in $GRIDS; do cat "/tmp/session/logs/pool_$(basename "${entry%%:*}" .yaml).log"; done
 # the first failed cell's log, so that the call's output shows why
 first_failed=$(grep -h -m1 "^\[pool\] failed:" /tmp/session/logs/pool_*.log | head -n1 | sed 's/.*(log \(.*\))/\1/')
 [ -n "$first_failed" ] && tail -n 25 "$first_failed"
+
+if [ -n "$AFTER" ]; then
+    # a command on this session's results before packing, e.g. re-scoring the new cells another way
+    say "after: $AFTER"
+    timeout -k 5 $(( $(left) > 30 ? $(left) - 10 : 20 )) bash -c "$AFTER" > /tmp/session/logs/after.log 2>&1
+    echo "exit $?" >> /tmp/session/logs/after.log; cat /tmp/session/logs/after.log
+fi
 
 say "packing"
 find docs/results -name '*.json' -newer /tmp/session/start > /tmp/session/new_cells.txt

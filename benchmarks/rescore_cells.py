@@ -34,7 +34,9 @@ from segclr.experiment.runner import bank_for, score_model
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cells", required=True, type=Path, help="folder of committed cell records (*.json)")
-    ap.add_argument("--runs", required=True, type=Path, help="the experiment's runs folder (--out/runs)")
+    ap.add_argument("--runs", required=True, type=Path, nargs="+",
+                    help="the experiment's runs folder (--out/runs); several are searched in turn (gpu_pool.py "
+                         "gives each cell its own: <scratch>/runs/*/runs)")
     ap.add_argument("--on", choices=["test", "validation"], default="test", help="what the grid scored")
     ap.add_argument("--methods", nargs="+", default=["*"], help="rows to re-score (shell patterns; default all)")
     ap.add_argument("--min-component-px", type=int, default=None,
@@ -46,9 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         rec = json.loads(cell.read_text())
         if not any(fnmatch(rec["method"], p) for p in args.methods):
             continue
-        model = (args.runs / rec["method"] / rec["target_device"] / f"seed{rec['seed']}-{rec['config_hash']}"
-                 / "train" / "model.safetensors")
-        if not model.is_file():
+        found = [m for runs in args.runs if (m := runs / rec["method"] / rec["target_device"]
+                                             / f"seed{rec['seed']}-{rec['config_hash']}" / "train"
+                                             / "model.safetensors").is_file()]
+        model = found[0] if found else None
+        if model is None:
             missing += 1
             continue
         cfg = from_dict(rec["config"])
@@ -64,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"per B-scan {row['dice_mean']:.6f} -> {new['Dice']:.6f} ({new['Dice'] - row['dice_mean']:+.4f})",
                   flush=True)
     what = "" if args.min_component_px is None else f" (minimum fluid component {args.min_component_px} px)"
-    print(f"\n{same} rows the same, {differ} different{what}; {missing} cells without their model in {args.runs}")
+    print(f"\n{same} rows the same, {differ} different{what}; {missing} cells without their model in "
+          f"{' '.join(map(str, args.runs))}")
     return 1 if differ and args.min_component_px is None else 0
 
 
