@@ -1,6 +1,10 @@
-"""Shared fixtures: tiny configs and a domain bank reused across tests (built once per session)."""
+"""Shared fixtures: tiny configs and a domain bank reused across tests (built once per session), and a
+loader for the repository's scripts (benchmarks/, other test files), which are not importable modules."""
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +34,18 @@ def bank() -> DomainBank:
 def make_config():
     """``make_config(objective={"mode": ...}, ...)`` -> a tiny, fast RunConfig."""
     return tiny_config
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script("benchmarks/rescore_cells.py")`` -> that file as a module (path from the repo root)."""
+    def load(relpath: str):
+        path = ROOT / relpath
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load

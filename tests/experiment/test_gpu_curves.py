@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import tarfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("gpu_curves", ROOT / "benchmarks" / "gpu_curves.py")
-gpu_curves = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(gpu_curves)
+import pytest
+
+
+@pytest.fixture
+def gpu_curves(load_script):
+    return load_script("benchmarks/gpu_curves.py")
+
 
 HEADER = "epoch,loss/sup,loss/total,step,val/dice_per_bscan,val/dice_pooled\n"
 
@@ -38,7 +40,7 @@ def _archive(path: Path, runs: dict[str, str]) -> Path:
     return path
 
 
-def test_curves_of_a_finished_and_a_stopped_run(tmp_path, capsys):
+def test_curves_of_a_finished_and_a_stopped_run(tmp_path, capsys, gpu_curves):
     first = _archive(tmp_path / "call1.tgz", {
         "a__seed0": _metrics(1000, {500: (0.61, 0.40), 1000: (0.70, 0.52)}),
         "b__seed0": _metrics(730, {500: (0.55, 0.30)}),  # stopped at step 730
@@ -60,7 +62,7 @@ def test_curves_of_a_finished_and_a_stopped_run(tmp_path, capsys):
     assert md in capsys.readouterr().out
 
 
-def test_missing_archive_and_no_scores_are_errors(tmp_path, capsys):
+def test_missing_archive_and_no_scores_are_errors(tmp_path, capsys, gpu_curves):
     assert gpu_curves.main([str(tmp_path / "nope.tgz"), "--out", str(tmp_path / "o")]) == 2
     assert "nope.tgz: no such archive" in capsys.readouterr().err
     empty = _archive(tmp_path / "e.tgz", {"a__seed0": _metrics(100, {})})

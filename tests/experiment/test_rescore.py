@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 from segclr.experiment.runner import run_experiment
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-rescore = _load("rescore_cells", ROOT / "benchmarks" / "rescore_cells.py")
-_spec = _load("runner_tests", Path(__file__).with_name("test_runner.py"))._spec
-
-
-def test_recorded_cells_score_the_same_and_a_larger_minimum_component_removes_all_fluid(tmp_path, capsys):
-    spec = _spec(tmp_path, {"sup": {"objective": {"mode": "supervised"}}})
+def test_recorded_cells_score_the_same_and_a_larger_minimum_component_removes_all_fluid(tmp_path, capsys,
+                                                                                          load_script):
+    rescore = load_script("benchmarks/rescore_cells.py")
+    spec = load_script("tests/experiment/test_runner.py")._spec(tmp_path, {"sup": {"objective": {"mode": "supervised"}}})
     out = tmp_path / "out"
     run_experiment(spec, out)
     capsys.readouterr()
