@@ -8,6 +8,10 @@ at the pool's deadline has no cell record, but its metrics hold the in-training 
 (``trainer.val_every_n_steps``: the raw network on the working grid, no post-processing, nnU-Net rule
 per B-scan). This collects them, one row per run and validation step, into ``curves.csv`` and a
 table (``curves.md``) of every run's scores at each validation step, with the last step it reached.
+Lightning logs step ``k`` as ``k - 1``, and a score lands on the first logged row after it, so the
+validation steps are exact when ``log_every_n_steps`` divides ``val_every_n_steps`` (10 and 500 here).
+Runs that logged no validation score (no ``val_every_n_steps``) are left out. Since 2026-11-28 ``fit``
+also rewrites ``val_curve.csv`` after each score, so later stopped runs keep that file as well.
 A run that appears in several archives (stopped in one call, run again in the next) is labelled by
 its archive (``call1``, ``call2``, ...).
 """
@@ -21,6 +25,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+from segclr.inference.volume_outputs import write_csv
 from segclr.io.atomic import atomic_write_text
 
 
@@ -31,7 +36,10 @@ def read_archive(path: Path, call: str) -> list[dict]:
         for member in tar.getmembers():
             if not member.name.endswith("logs/metrics.csv"):
                 continue
-            run = member.name.split("/")[2]  # pool_<grid>/runs/<method>__seed<k>/...
+            parts = [p for p in member.name.split("/") if p not in ("", ".")]
+            run = parts[parts.index("runs") + 1]  # pool_<grid>/runs/<method>__seed<k>/runs/...
+            if "pretrain" in parts:  # a pretraining stage has its own curve
+                run += " (pretrain)"
             text = tar.extractfile(member).read().decode()
             previous, last = None, 0
             for r in csv.DictReader(io.StringIO(text)):
@@ -82,11 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no validation scores in these archives (trainer.val_every_n_steps was 0?)", file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(args.out / "curves.csv", buf.getvalue())
+    write_csv(args.out / "curves.csv", rows)
     md = ("# In-training validation curves\n\n"
           "Pooled Dice / Dice per B-scan on the validation patients, raw network (no post-processing), "
           "scored every `trainer.val_every_n_steps` steps while training. Regenerate: "

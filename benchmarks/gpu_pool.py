@@ -26,14 +26,16 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 
-def todo_cells(spec_path: str, report_dir: str, first: list[str]) -> tuple[Path, list[tuple[str, int]]]:
+def todo_cells(spec_path: str, report_dir: str, first: list[str],
+               only: list[str] | None = None) -> tuple[Path, list[tuple[str, int]]]:
     """The grid's cells directory and the (method, seed) of every cell not yet done there, in run order
-    with ``first`` rows ahead."""
+    with ``first`` rows ahead; with ``only``, just the rows that match one of those patterns."""
     from segclr.experiment.runner import default_cells_dir, expand_cells, is_done, load_spec
 
     spec = load_spec(spec_path)
     cells_dir = default_cells_dir(spec, Path(report_dir), Path(report_dir))
-    todo = [c for c in expand_cells(spec) if not is_done(cells_dir, c)]
+    todo = [c for c in expand_cells(spec) if not is_done(cells_dir, c)
+            and (not only or any(fnmatch(c.method, p) for p in only))]
     if len({c.target for c in todo}) > 1:
         raise SystemExit(f"{spec_path}: several target devices; this pool schedules one (--methods/--seeds only)")
     ahead = [c for c in todo if any(fnmatch(c.method, p) for p in first)]
@@ -50,12 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-cell-s", type=float, default=150.0,
                     help="assumed cell time before one has finished (default 150)")
     ap.add_argument("--first", nargs="*", default=[], help="rows (shell patterns) to start before the others")
+    ap.add_argument("--only", nargs="*", default=[], help="run only these rows (shell patterns; default all)")
     ap.add_argument("--scratch", default="runs/gpu_pool", help="runs, per-cell reports and logs")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads per cell process (default 1)")
     args = ap.parse_args(argv)
 
     start = time.monotonic()
-    cells_dir, queue = todo_cells(args.spec, args.report_dir, args.first)
+    cells_dir, queue = todo_cells(args.spec, args.report_dir, args.first, args.only)
     scratch = Path(args.scratch)
     (scratch / "logs").mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}

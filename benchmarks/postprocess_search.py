@@ -10,7 +10,7 @@ scored with the nnU-Net rule (Dice per B-scan, pooled Dice, false-positive B-sca
 
 ``--methods`` limits it to some rows of the search (shell patterns), ``--min-px`` sets the sizes tried:
 full-resolution models (496 rows) count a quarter of the area per working pixel, so their sizes run
-4x higher (docs/quality.md 1d):
+4x higher (docs/quality_gpu.md):
 
     python benchmarks/postprocess_search.py --runs runs/quality_search2/runs --methods q7_full_res \
         --val-patients 4 5 --min-px 0 20 40 80 160 320 --out docs/results/quality_search2/postprocess_full_res

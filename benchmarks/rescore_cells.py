@@ -11,9 +11,10 @@ Dice and Dice per B-scan of every row, and how many match to 1e-9. Exit status 1
         --runs runs/quality_search2/runs --on validation
 
 ``--min-component-px N`` (with ``--methods``) asks another question: the same models scored with a
-different minimum fluid component (the bundle's retina mask setting kept). Their rows then differ by
-design, so it prints them, with each row's change, and exits 0; nothing is written. For the GPU
-search's second comparison (configs/experiments/quality_search_gpu.yaml, docs/quality.md 1d):
+different minimum fluid component (the cell's retina-mask setting kept). Their rows then differ by
+design, so it prints them, with each row's change, and exits 0; nothing is written. Exit status 2
+when nothing was re-scored (no cell matched, or no model was found). For the GPU
+search's second comparison (configs/experiments/quality_search_gpu.yaml, docs/quality_gpu.md):
 
     python benchmarks/rescore_cells.py --cells docs/results/quality_search_gpu/cells \\
         --runs runs/quality_search_gpu/runs --on validation --methods 'g1*' 'g2*' --min-component-px 320
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     what = "" if args.min_component_px is None else f" (minimum fluid component {args.min_component_px} px)"
     print(f"\n{same} rows the same, {differ} different{what}; {missing} cells without their model in "
           f"{' '.join(map(str, args.runs))}")
+    if same + differ == 0:
+        print("error: nothing was re-scored (no cell matched --methods, or none has its model under --runs)",
+              file=sys.stderr)
+        return 2
     return 1 if differ and args.min_component_px is None else 0
 
 

@@ -38,6 +38,7 @@ def test_first_rows_move_ahead_of_the_seed_major_order(tmp_path):
     assert todo == [("sup", 0), ("ub", 0), ("sup", 1), ("ub", 1)]
     assert gpu_pool.todo_cells(str(grid), str(tmp_path / "report"), ["u*"])[1] == [
         ("ub", 0), ("ub", 1), ("sup", 0), ("sup", 1)]
+    assert gpu_pool.todo_cells(str(grid), str(tmp_path / "report"), [], ["u*"])[1] == [("ub", 0), ("ub", 1)]
 
 
 def test_pool_trains_cells_into_the_grid_cells_dir_and_then_has_nothing_left(tmp_path, monkeypatch, capsys):

@@ -26,5 +26,5 @@ def test_recorded_cells_score_the_same_and_a_larger_minimum_component_removes_al
     assert pooled_after == 0.0
     assert "(minimum fluid component 1000000 px)" in text
 
-    assert rescore.main(argv + ["--methods", "other*"]) == 0
-    assert "0 rows the same, 0 different" in capsys.readouterr().out
+    assert rescore.main(argv + ["--methods", "other*"]) == 2  # nothing matched: an error, not a pass
+    assert "nothing was re-scored" in capsys.readouterr().err

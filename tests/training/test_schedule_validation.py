@@ -96,6 +96,30 @@ def test_validation_scores_are_pooled_and_per_bscan_with_the_nnunet_rule():
     assert out["dice_per_bscan"] == pytest.approx((1.0 + 2 * 2 / (4 + 2 + 2)) / 2)
 
 
+def test_the_curve_file_grows_with_each_score_so_a_stopped_run_keeps_it(tmp_path):
+    from types import SimpleNamespace
+
+    from segclr.training.validation import ValidationCurve
+
+    masks = torch.zeros(1, 8, 8, dtype=torch.long)
+    masks[0, :2, :3] = 1
+    volume = WorkingVolume("d", 1, masks[:, None].float(), masks)
+    path = tmp_path / "val_curve.csv"
+    curve = ValidationCurve([volume], pad_multiple=4, every=2, path=path)
+    logged = []
+    module = SimpleNamespace(net=_Oracle(), log=lambda key, value, **kw: logged.append(key))
+    for step in (1, 2, 3, 4):
+        curve.on_train_batch_end(SimpleNamespace(global_step=step, max_steps=10, is_global_zero=True),
+                                 module, None, None, 0)
+        rows = list(csv.DictReader(path.open())) if path.exists() else []
+        assert [int(r["step"]) for r in rows] == [s for s in (2, 4) if s <= step]
+    assert float(rows[-1]["dice_pooled"]) == 1.0 and logged.count("val/dice_pooled") == 2
+    elsewhere = ValidationCurve([volume], pad_multiple=4, every=2, path=tmp_path / "other.csv")
+    elsewhere.on_train_batch_end(SimpleNamespace(global_step=2, max_steps=10, is_global_zero=False), module,
+                                 None, None, 0)
+    assert elsewhere.history and not (tmp_path / "other.csv").exists()  # only rank 0 writes
+
+
 @pytest.mark.slow
 def test_fit_writes_the_validation_curve(make_config, bank, tmp_path):
     from segclr.training.trainer import fit

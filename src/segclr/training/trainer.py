@@ -282,7 +282,8 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
     loggers = [CSVLogger(out, name="logs", version="")]
     if t.tensorboard:
         loggers.append(TensorBoardLogger(out, name="logs", version="tensorboard"))
-    val_curve = (ValidationCurve(data.val_volumes, data.prep.pad_multiple, t.val_every_n_steps)
+    val_curve = (ValidationCurve(data.val_volumes, data.prep.pad_multiple, t.val_every_n_steps,
+                                 path=out / "val_curve.csv")
                  if t.val_every_n_steps and data.val_volumes else None)
     trainer = L.Trainer(
         max_steps=t.max_steps,

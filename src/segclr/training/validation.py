@@ -41,10 +41,15 @@ def score_working_volumes(net: torch.nn.Module, volumes: list, pad_multiple: int
 
 
 class ValidationCurve(Callback):
-    """Scores the validation volumes every ``every`` steps and at the last step; logs ``val/*``."""
+    """Scores the validation volumes every ``every`` steps and at the last step; logs ``val/*``.
 
-    def __init__(self, volumes: list, pad_multiple: int, every: int) -> None:
+    With ``path``, the curve so far is (re)written there after each score (rank 0), so a run stopped
+    before its end keeps the curve it reached.
+    """
+
+    def __init__(self, volumes: list, pad_multiple: int, every: int, path=None) -> None:
         self.volumes, self.pad_multiple, self.every = volumes, pad_multiple, max(1, every)
+        self.path = path
         self.history: list[dict] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -57,6 +62,8 @@ class ValidationCurve(Callback):
         self.history.append({"step": step, **scores})
         for key, value in scores.items():
             pl_module.log(f"val/{key}", value, on_step=True, on_epoch=False, batch_size=1)
+        if self.path is not None and trainer.is_global_zero:
+            write_val_curve(self.path, self.history)
 
 
 def write_val_curve(path, history: list[dict]) -> None:
