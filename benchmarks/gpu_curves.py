@@ -41,7 +41,7 @@ def read_archive(path: Path, call: str) -> list[dict]:
             if "pretrain" in parts:  # a pretraining stage has its own curve
                 run += " (pretrain)"
             text = tar.extractfile(member).read().decode()
-            previous, last = None, 0
+            previous, last, mine = None, 0, []
             for r in csv.DictReader(io.StringIO(text)):
                 if r.get("step"):
                     last = max(last, int(r["step"]) + 1)
@@ -52,12 +52,10 @@ def read_archive(path: Path, call: str) -> list[dict]:
                 if key == previous:
                     continue
                 previous = key
-                rows.append({"call": call, "run": run, "step": int(r["step"]) + 1,
+                mine.append({"call": call, "run": run, "step": int(r["step"]) + 1,
                              "val_dice_pooled": float(r["val/dice_pooled"]),
-                             "val_dice_per_bscan": float(r["val/dice_per_bscan"]), "last_step": 0})
-            for row in rows:
-                if row["run"] == run and row["call"] == call:
-                    row["last_step"] = last
+                             "val_dice_per_bscan": float(r["val/dice_per_bscan"])})
+            rows += [{**row, "last_step": last} for row in mine]  # the last step is known once the file is read
     return rows
 
 

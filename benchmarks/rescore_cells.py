@@ -30,6 +30,7 @@ from pathlib import Path
 
 from segclr.config import from_dict
 from segclr.experiment.runner import bank_for, score_model
+from segclr.experiment.spec import Cell
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,14 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         rec = json.loads(cell.read_text())
         if not any(fnmatch(rec["method"], p) for p in args.methods):
             continue
-        found = [m for runs in args.runs if (m := runs / rec["method"] / rec["target_device"]
-                                             / f"seed{rec['seed']}-{rec['config_hash']}" / "train"
-                                             / "model.safetensors").is_file()]
-        model = found[0] if found else None
+        cfg = from_dict(rec["config"])
+        run_key = Cell(rec["method"], rec["target_device"], rec["seed"], cfg, hash=rec["config_hash"]).run_key
+        model = next((m for runs in args.runs if (m := runs / run_key / "train" / "model.safetensors").is_file()), None)
         if model is None:
             missing += 1
             continue
-        cfg = from_dict(rec["config"])
         override = None if args.min_component_px is None else {
             "min_component_px": args.min_component_px, "retina_only": cfg.postprocess.retina_only}
         summaries = score_model(model, bank_for(banks, cfg), cfg, args.on, postprocess=override)

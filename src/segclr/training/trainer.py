@@ -41,7 +41,7 @@ from segclr.io.bundle import save_bundle
 from segclr.io.images import InputError
 from segclr.training.checkpointing import AtomicCheckpointIO, check_resume_config, checkpoint_step
 from segclr.training.module import LRFactor, SegCLRModule
-from segclr.training.validation import ValidationCurve, write_val_curve
+from segclr.training.validation import ValidationCurve
 
 CLASS_NAMES = {2: ["background", "fluid"], 4: ["background", "IRF", "SRF", "PED"]}
 
@@ -327,8 +327,6 @@ def fit(cfg: RunConfig, out_dir: str | Path, resume: bool = False, bank: DomainB
         tensors = {**module.net.state_dict(), **_training_shift_statistics(module, data)}
         save_bundle(bundle, tensors, bundle_metadata(cfg, module, seconds, trainer.global_step, data.prep))
         write_model_card(bundle)  # model_card.md/.json next to the bundle
-        if val_curve and val_curve.history:
-            write_val_curve(out / "val_curve.csv", val_curve.history)
         if history:
             _prepend_history(metrics, history)
         if metrics.is_file():
