@@ -121,6 +121,14 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.objective.ce_fluid_weight != 1.0 and (cfg.objective.sup_loss != "dice_ce" or cfg.model.num_classes < 2):
         raise ConfigError("config key 'objective.ce_fluid_weight': weighs the cross-entropy of "
                           "sup_loss 'dice_ce' with num_classes >= 2; set it back to 1.0 or use dice_ce")
+    if cfg.objective.deep_supervision:
+        if cfg.uses_contrastive or cfg.objective.mode in ("dann", "entropy_min"):
+            raise ConfigError(f"config key 'objective.deep_supervision': mode {cfg.objective.mode} does not take it "
+                              "(supervised, upper_bound, finetune, adabn and svdna do)")
+        levels = cfg.model.depth - (cfg.model.stem != "conv")
+        if levels < 3:
+            raise ConfigError(f"config key 'objective.deep_supervision': needs a decoder of >= 3 levels; "
+                              f"model.depth {cfg.model.depth} with stem {cfg.model.stem!r} gives {levels}")
     if cfg.objective.temperature <= 0:
         raise ConfigError(f"config key 'objective.temperature': must be > 0, got {cfg.objective.temperature}")
     needs_target = ("segclr_uda", "upper_bound", "multi_domain", "dann", "entropy_min", "adabn", *SVDNA_MODES)

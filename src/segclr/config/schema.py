@@ -140,6 +140,10 @@ class ObjectiveConfig:
     # Weight of the fluid classes in the cross-entropy of dice_ce (background 1): > 1 pushes recall
     # on small pockets; 1 = MONAI's DiceCELoss unchanged.
     ce_fluid_weight: float = 1.0
+    # nnU-Net's deep supervision: 1x1 heads on the decoder's coarser levels add their Dice(+CE) against
+    # labels resampled to each level, weighted 1, 1/2, 1/4, ... from the finest (modes without a
+    # contrastive or adversarial term; the heads are training only, the saved model is unchanged).
+    deep_supervision: bool = False
     dann_weight: float = 0.1        # DANN: weight of the domain-classification loss
     entropy_weight: float = 0.01    # entropy_min: weight of the target prediction entropy
     init_from: str = ""             # finetune: model.safetensors whose UNet weights start training

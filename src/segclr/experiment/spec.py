@@ -116,7 +116,7 @@ COSMETIC_KEYS = {"trainer": ("progress_bar", "log_every_n_steps", "tensorboard",
 ADDED_KEYS = {
     "data": {"val_patients": []},
     "augment": {"overlay_prob": 0.0},
-    "objective": {"dice_batch": True, "ce_fluid_weight": 1.0},
+    "objective": {"dice_batch": True, "ce_fluid_weight": 1.0, "deep_supervision": False},
     "model": {"stem": "conv"},
     "trainer": {"schedule": "cosine", "warmup_steps": 0, "val_every_n_steps": 0},
     "postprocess": {"min_component_px": 0, "retina_only": False},

@@ -13,7 +13,13 @@ from segclr.losses.contrastive import (
     nt_xent_logits,
     simsiam_loss,
 )
-from segclr.losses.dice import SUPERVISED_LOSS_KINDS, SupervisedSegLoss, make_supervised_loss
+from segclr.losses.dice import (
+    SUPERVISED_LOSS_KINDS,
+    DeepSupervisionLoss,
+    SupervisedSegLoss,
+    deep_supervision_weights,
+    make_supervised_loss,
+)
 
 __all__ = [
     "NTXentLoss",
@@ -25,6 +31,8 @@ __all__ = [
     "nt_xent_logits",
     "simsiam_loss",
     "SUPERVISED_LOSS_KINDS",
+    "DeepSupervisionLoss",
+    "deep_supervision_weights",
     "SupervisedSegLoss",
     "make_supervised_loss",
 ]

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["SUPERVISED_LOSS_KINDS", "SupervisedSegLoss", "make_supervised_loss"]
+__all__ = ["SUPERVISED_LOSS_KINDS", "DeepSupervisionLoss", "SupervisedSegLoss", "deep_supervision_weights",
+           "downsample_labels", "make_supervised_loss"]
 
 SUPERVISED_LOSS_KINDS = ("dice", "dice_ce")
 
@@ -119,3 +120,49 @@ def make_supervised_loss(kind: str, num_classes: int, *, batch: bool = True,
     else:
         loss = DiceLoss(**options) if kind == "dice" else DiceCELoss(**options)
     return SupervisedSegLoss(loss, num_classes)
+
+
+def deep_supervision_weights(n_outputs: int) -> list[float]:
+    """nnU-Net's weights for outputs finest first: 1, 1/2, 1/4, ..., the coarsest 0, normalised to sum 1.
+
+    With ``n_outputs`` decoder outputs the coarsest gets no weight, so it has no head at all; the result
+    has ``n_outputs - 1`` entries (one output alone: ``[1.0]``).
+    """
+    if n_outputs < 1:
+        raise ValueError(f"n_outputs must be >= 1, got {n_outputs}")
+    raw = [0.5**i for i in range(max(n_outputs - 1, 1))]
+    return [w / sum(raw) for w in raw]
+
+
+def downsample_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
+    """Integer labels (B, H, W) at ``size`` by nearest-neighbour sampling (nnU-Net's order-0 resampling)."""
+    if tuple(labels.shape[-2:]) == tuple(size):
+        return labels
+    return F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].to(labels.dtype)
+
+
+class DeepSupervisionLoss(nn.Module):
+    """``loss`` over several outputs (finest first) against labels resampled to each, weighted and summed.
+
+    ``weights`` (one per output, e.g. :func:`deep_supervision_weights`) are applied in order; the first
+    output is the network's own, at the labels' size.
+    """
+
+    def __init__(self, loss: nn.Module, weights: list[float]) -> None:
+        super().__init__()
+        if not weights:
+            raise ValueError("weights must name at least one output")
+        self.loss = loss
+        self.weights = [float(w) for w in weights]
+
+    def terms(self, outputs: list[Tensor], labels: Tensor) -> list[Tensor]:
+        """The unweighted loss of every output against the labels at its size."""
+        if len(outputs) != len(self.weights):
+            raise ValueError(f"expected {len(self.weights)} outputs (one per weight), got {len(outputs)}")
+        return [self.loss(logits, downsample_labels(labels, tuple(logits.shape[-2:]))) for logits in outputs]
+
+    def combine(self, terms: list[Tensor]) -> Tensor:
+        return sum((w * t for w, t in zip(self.weights[1:], terms[1:])), self.weights[0] * terms[0])
+
+    def forward(self, outputs: list[Tensor], labels: Tensor) -> Tensor:
+        return self.combine(self.terms(outputs, labels))

@@ -166,10 +166,23 @@ class UNet(nn.Module):
         return feats
 
     def decode(self, feats: list[Tensor]) -> Tensor:
-        y = feats[-1]
+        return self.output(self.decode_levels(feats)[-1])
+
+    def output(self, y: Tensor) -> Tensor:
+        """Logits from the last decoder level (:meth:`decode_levels`)."""
+        return self.unfold(self.out(y))
+
+    def decode_levels(self, feats: list[Tensor]) -> list[Tensor]:
+        """The decoder's feature maps after each of its blocks, coarsest first; the last feeds the output layer.
+
+        Level ``i`` has ``feature_info[len(feats) - 2 - i].channels`` channels at that stage's reduction
+        (deep supervision puts its auxiliary heads on the coarser ones).
+        """
+        y, levels = feats[-1], []
         for up, block, skip in zip(self.up, self.decoder, reversed(feats[:-1])):
             y = block(torch.cat([up(y), skip], dim=1))
-        return self.unfold(self.out(y))
+            levels.append(y)
+        return levels or [y]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decode(self.encode(x))
