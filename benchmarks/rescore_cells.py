@@ -31,6 +31,17 @@ from pathlib import Path
 from segclr.config import from_dict
 from segclr.experiment.runner import bank_for, score_model
 from segclr.experiment.spec import Cell
+from segclr.io.atomic import atomic_write_text
+
+
+def bscan_counts(summary: dict, name: str) -> dict:
+    """Dice on the B-scans whose reference has class ``name``, and the false-positive B-scans among the rest."""
+    key = next(k for k, m in summary["mean"].items() if m["name"] == name)
+    cases = [c["metrics"][key] for c in summary["metric_per_case"]]
+    fluid = [m["Dice"] for m in cases if m["n_ref"] > 0]
+    empty = [m for m in cases if m["n_ref"] == 0]
+    return {"dice_fluid_bscans": sum(fluid) / len(fluid) if fluid else float("nan"),
+            "false_positive_bscans": sum(1 for m in empty if m["n_pred"] > 0), "empty_bscans": len(empty)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,8 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", default=["*"], help="rows to re-score (shell patterns; default all)")
     ap.add_argument("--min-component-px", type=int, default=None,
                     help="score with this minimum fluid component instead of the bundle's (a what-if: exit 0)")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="also write every re-scored row (pooled Dice, Dice per B-scan, Dice on the B-scans with "
+                         "fluid, false-positive B-scans) to this file")
     args = ap.parse_args(argv)
     banks: dict = {}
+    rows_out: list[dict] = []
     same = differ = missing = 0
     for cell in sorted(args.cells.glob("*.json")):
         rec = json.loads(cell.read_text())
@@ -61,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         summaries = score_model(model, bank_for(banks, cfg), cfg, args.on, postprocess=override)
         for row in rec["rows"]:
             new = next(m for m in summaries[row["domain"]]["mean"].values() if m["name"] == row["class"])
+            rows_out.append({"method": rec["method"], "seed": rec["seed"], "domain": row["domain"], "class": row["class"],
+                             "pooled_Dice": new["pooled_Dice"], "Dice": new["Dice"],
+                             **bscan_counts(summaries[row["domain"]], new["name"])})
             ok = abs(new["pooled_Dice"] - row["dice_pooled"]) < 1e-9 and abs(new["Dice"] - row["dice_mean"]) < 1e-9
             same, differ = same + ok, differ + (not ok)
             print(f"{'same' if ok else 'DIFFERS'}  {cell.stem} {row['domain']} {row['class']}: pooled "
@@ -68,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"per B-scan {row['dice_mean']:.6f} -> {new['Dice']:.6f} ({new['Dice'] - row['dice_mean']:+.4f})",
                   flush=True)
     what = "" if args.min_component_px is None else f" (minimum fluid component {args.min_component_px} px)"
+    if args.json is not None and rows_out:
+        atomic_write_text(args.json, json.dumps({"min_component_px": args.min_component_px, "on": args.on,
+                                                 "rows": rows_out}, indent=1))
     print(f"\n{same} rows the same, {differ} different{what}; {missing} cells without their model in "
           f"{' '.join(map(str, args.runs))}")
     if same + differ == 0:
