@@ -29,19 +29,16 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from segclr.config import from_dict
+from segclr.evaluation.metrics import bscan_counts
 from segclr.experiment.runner import bank_for, score_model
 from segclr.experiment.spec import Cell
 from segclr.io.atomic import atomic_write_text
 
 
-def bscan_counts(summary: dict, name: str) -> dict:
-    """Dice on the B-scans whose reference has class ``name``, and the false-positive B-scans among the rest."""
+def class_counts(summary: dict, name: str) -> dict:
+    """:func:`segclr.evaluation.metrics.bscan_counts` of class ``name`` in an evaluation summary."""
     key = next(k for k, m in summary["mean"].items() if m["name"] == name)
-    cases = [c["metrics"][key] for c in summary["metric_per_case"]]
-    fluid = [m["Dice"] for m in cases if m["n_ref"] > 0]
-    empty = [m for m in cases if m["n_ref"] == 0]
-    return {"dice_fluid_bscans": sum(fluid) / len(fluid) if fluid else float("nan"),
-            "false_positive_bscans": sum(1 for m in empty if m["n_pred"] > 0), "empty_bscans": len(empty)}
+    return bscan_counts([c["metrics"][key] for c in summary["metric_per_case"]])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             new = next(m for m in summaries[row["domain"]]["mean"].values() if m["name"] == row["class"])
             rows_out.append({"method": rec["method"], "seed": rec["seed"], "domain": row["domain"], "class": row["class"],
                              "pooled_Dice": new["pooled_Dice"], "Dice": new["Dice"],
-                             **bscan_counts(summaries[row["domain"]], new["name"])})
+                             **class_counts(summaries[row["domain"]], new["name"])})
             ok = abs(new["pooled_Dice"] - row["dice_pooled"]) < 1e-9 and abs(new["Dice"] - row["dice_mean"]) < 1e-9
             same, differ = same + ok, differ + (not ok)
             print(f"{'same' if ok else 'DIFFERS'}  {cell.stem} {row['domain']} {row['class']}: pooled "

@@ -96,9 +96,14 @@ def bscan_summary(preds: list[np.ndarray], refs: list[np.ndarray], label: int = 
     for i, (p, r) in enumerate(zip(preds, refs)):
         acc.add(str(i), p, r)
     summary = acc.per_label()[str(label)]
-    per_case = [c["metrics"][str(label)] for c in acc.cases]
+    return {"dice_pooled": summary["pooled_Dice"], "dice_per_bscan": summary["Dice"],
+            **bscan_counts([c["metrics"][str(label)] for c in acc.cases])}
+
+
+def bscan_counts(per_case: list[dict]) -> dict:
+    """From one class's per-case metrics (``Dice``, ``n_ref``, ``n_pred``): ``dice_fluid_bscans`` (mean Dice over the
+    B-scans whose reference has the class), ``false_positive_bscans`` and ``empty_bscans`` (see :func:`bscan_summary`)."""
     fluid = [m["Dice"] for m in per_case if m["n_ref"] > 0]
     empty = [m for m in per_case if m["n_ref"] == 0]
-    return {"dice_pooled": summary["pooled_Dice"], "dice_per_bscan": summary["Dice"],
-            "dice_fluid_bscans": float(np.mean(fluid)) if fluid else float("nan"),
+    return {"dice_fluid_bscans": float(np.mean(fluid)) if fluid else float("nan"),
             "false_positive_bscans": sum(m["n_pred"] > 0 for m in empty), "empty_bscans": len(empty)}

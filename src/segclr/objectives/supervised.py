@@ -13,7 +13,7 @@ from torch import nn
 from segclr.config import RunConfig
 from segclr.data.svdna import build_restyle, restyled_labeled
 from segclr.losses import DeepSupervisionLoss, deep_supervision_weights
-from segclr.models import UNet
+from segclr.models import UNet, count_parameters
 from segclr.objectives.base import Objective, StepOutput, supervised_loss
 
 
@@ -40,8 +40,7 @@ class SupervisedObjective(Objective):
     def describe(self, net: UNet) -> str:
         if self.ds_heads is None:
             return ""
-        params = sum(p.numel() for p in net.parameters())
-        return (f"UNet {params:,} parameters; deep supervision: {len(self.ds_heads)} auxiliary heads (training "
+        return (f"UNet {count_parameters(net):,} parameters; deep supervision: {len(self.ds_heads)} auxiliary heads (training "
                 f"only), weights finest first " + ", ".join(f"{w:.3f}" for w in self.ds_loss.weights))
 
     def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:
