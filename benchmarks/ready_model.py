@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NAME = "segclr-multidomain-v1"
-STATUS = "v1 (CPU recipe)"
+NAME = "segclr-multidomain-v2"
+STATUS = "v2 (full-resolution CPU recipe)"
 CONFIG = "configs/multi_domain.yaml"
 TARGETS = "[cirrus_like,topcon_like]"
 
@@ -137,10 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         "commit": _git_commit(), "regenerate": command, "fit_command": shlex.join(fit_command(args.run, args.steps,
                                                                                                args.seed, 0)),
         "note": ("Trained with the final CPU recipe: the geometry recipe (native device grids, spacing-aware "
-                 "preprocessing) and the quality recipe chosen on validation patients 4-5 (fluid-centred crops 0.8, "
-                 "post-processing retina_only and min_component_px 20; docs/quality.md). The quality issue's "
-                 "targets (pooled 0.75, 0.60 per B-scan on Spectralis) are not met by this recipe; a GPU recipe "
-                 "(configs/experiments/quality_search_gpu.yaml) is not yet measured and may replace it."),
+                 "preprocessing) and the quality recipe chosen on validation patients 4-5 (full resolution, 496 "
+                 "rows, with 256-px crops, 80 % of them centred on fluid; post-processing retina_only and "
+                 "min_component_px 80; docs/quality.md 1e-1f). The quality issue's targets (pooled 0.75, 0.60 "
+                 "per B-scan on Spectralis) are not met by this recipe; the GPU recipe "
+                 "(configs/supervised_gpu.yaml) is not yet measured on the test patients."),
     }
     dest = package(run, args.models_dir / NAME, dice, info)
     print(f"packaged into {dest}")

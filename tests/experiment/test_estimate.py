@@ -16,7 +16,8 @@ HERE = {"cpu": "Test CPU 9000", "cpu_capability": "AVX2", "torch_threads": 2, "d
 
 def _write_cell(folder, name, mode, steps, seconds, machine=HERE, batch=8, pretrain=None):
     folder.mkdir(parents=True, exist_ok=True)
-    cfg = from_dict({"objective": {"mode": mode}, "trainer": {"max_steps": steps}, "data": {"batch_size": batch}})
+    cfg = from_dict({"objective": {"mode": mode}, "trainer": {"max_steps": steps},
+                     "data": {"batch_size": batch, "crop_size": 128}})   # the reference crop
     record = {"format": CELL_FORMAT, "config": asdict(cfg), "train_seconds": seconds, "machine": dict(machine), "pretrain": pretrain}
     (folder / f"{name}.json").write_text(json.dumps(record))
 
@@ -47,13 +48,17 @@ def test_unmeasured_modes_scale_with_the_measured_supervised_step():
     assert measured["dann"] == 1.0
 
 
-def test_run_seconds_scales_with_steps_batch_and_width():
-    base = from_dict({"objective": {"mode": "supervised"}, "trainer": {"max_steps": 100}})
+def test_run_seconds_scales_with_steps_batch_crop_and_width():
+    base = from_dict({"objective": {"mode": "supervised"}, "trainer": {"max_steps": 100}, "data": {"crop_size": 128}})
     wide = from_dict({"objective": {"mode": "supervised"}, "trainer": {"max_steps": 100},
-                      "model": {"base_channels": 16}, "data": {"batch_size": 16}})
+                      "model": {"base_channels": 16}, "data": {"batch_size": 16, "crop_size": 128}})
     rates = {"supervised": 0.5}
     assert run_seconds(base, rates) == pytest.approx(100 * 0.5 + CELL_OVERHEAD_S)
     assert run_seconds(wide, rates) == pytest.approx(100 * 0.5 * 2 * 4 + CELL_OVERHEAD_S)
+    # today's default crop (256 px) is 4x the reference crop's pixels
+    default = from_dict({"objective": {"mode": "supervised"}, "trainer": {"max_steps": 100}})
+    assert default.data.crop_size == 256
+    assert run_seconds(default, rates) == pytest.approx(100 * 0.5 * 4 + CELL_OVERHEAD_S)
 
 
 def test_format_estimate_says_where_its_costs_come_from(tmp_path):
@@ -63,7 +68,7 @@ def test_format_estimate_says_where_its_costs_come_from(tmp_path):
     assert study_cells_dirs(study, extra_root=None) == [measured.resolve()]
     elsewhere = tmp_path / "scratch" / "run" / "cells"        # a grid run with --out only
     assert study_cells_dirs(elsewhere, extra_root=tmp_path / "results") == [measured.resolve()]
-    cfg = from_dict({"objective": {"mode": "supervised"}, "trainer": {"max_steps": 600}})
+    cfg = from_dict({"objective": {"mode": "supervised"}, "trainer": {"max_steps": 600}, "data": {"crop_size": 128}})
     cells = [Cell("supervised", "cirrus_like", s, cfg) for s in range(3)]
     text = format_estimate(cells, [True, False, False], cells_dir=study, machine=HERE)
     assert text.startswith("3 cells: 1 done, 2 to train (1,200 steps)")

@@ -116,7 +116,7 @@ def test_keys_added_at_their_neutral_value_stay_out_of_the_hash():
     assert changed["trainer"]["schedule"] == "poly" and changed["trainer"]["warmup_steps"] == 5
     assert "val_every_n_steps" not in changed["trainer"]
     # today's post-processing defaults are not the neutral values, so they are hashed
-    assert _hashed(RunConfig())["postprocess"] == {"min_component_px": 20, "retina_only": True}
+    assert _hashed(RunConfig())["postprocess"] == {"min_component_px": 80, "retina_only": True}
 
 
 def test_there_are_committed_cells_to_check():

@@ -39,9 +39,12 @@ class DataConfig:
     target_domains: list[str] = field(default_factory=lambda: ["cirrus_like"])
     # Domains scored after training (test patients of each).
     eval_domains: list[str] = field(default_factory=lambda: ["spectralis", "cirrus_like", "topcon_like"])
-    # Working resolution when a B-scan's pixel spacing is unknown: resized so that its height is
-    # this many rows (Duke Spectralis 496 rows -> 248, i.e. half resolution), keeping the aspect ratio.
-    input_height: int = 248
+    # Working resolution: a B-scan is resized so that its height is this many rows, keeping the aspect
+    # ratio (with spacing_aware, it sets the target spacing instead: the training data's median
+    # spacing at this height). 496 = the native Duke Spectralis grid (3.87 x 11.3 um per pixel),
+    # chosen on validation with 256-px crops (docs/quality.md 1e, 1f); grids committed before then
+    # pin the earlier 248 (half resolution), which the demo keeps to fit its 15 minutes.
+    input_height: int = 496
     # Simulated devices on their own pixel grid ("native": spacing, depth range, field of view) or
     # resampled back to the Spectralis grid ("source": appearance shift only).
     geometry: str = "native"
@@ -51,7 +54,9 @@ class DataConfig:
     # (row, column) um per pixel at the working resolution; [] = the training data's median
     # spacing at input_height rows (Duke: 7.74 x 22.6 um).
     target_spacing_um: list[float] = field(default_factory=list)
-    crop_size: int = 128          # square training crops, in working-resolution pixels
+    # Square training crops, in working-resolution pixels. 256 at 496 rows covers what 128 covered
+    # at 248 (a quarter of the B-scan's width); chosen with input_height (docs/quality.md 1e).
+    crop_size: int = 256
     batch_size: int = 8           # labeled slices per step (and pairs per unlabeled domain)
     pairs: str = "a"              # a = Pa, s = Ps, s+a = Ps+a
     pair_distance: int = 2        # Ps partner within this many slices of the same volume
@@ -184,8 +189,9 @@ class PostprocessConfig:
     # Applied to every predicted mask by predict/evaluate (stored in the model bundle; the CLI's
     # --no-postprocess turns it off). Fluid components smaller than this many pixels at the
     # working resolution are removed; 0 keeps all. Both defaults were chosen on the validation
-    # split (benchmarks/postprocess_search.py, docs/quality.md).
-    min_component_px: int = 20
+    # split (benchmarks/postprocess_search.py, docs/quality.md 1e and 2). 80 px at 496 rows is about
+    # 3,500 um^2, the area of the 20 px chosen earlier at 248 rows.
+    min_component_px: int = 80
     # Remove fluid outside the retina (a tissue mask estimated from the image itself).
     retina_only: bool = True
 

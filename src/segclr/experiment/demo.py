@@ -35,10 +35,14 @@ from segclr.inference.predict import Predictor
 from segclr.io.atomic import atomic_write_text
 from segclr.training.trainer import fit
 
-# One seed, short schedule: the demo shows the pipeline end to end, not a converged study.
+# One seed, short schedule: the demo shows the pipeline end to end, not a converged study. It works
+# at half resolution (248 rows, 128-px crops, the 20-px minimum component of that grid), the geometry
+# of the study's grids: the full-resolution default costs about 4x per step (docs/quality.md 1f),
+# which would put `make demo` far over its 15 minutes.
 DEMO_OVERRIDES: dict[str, dict] = {
     "trainer": {"max_steps": 800, "checkpoint_every_n_steps": 200, "log_every_n_steps": 10},
-    "data": {"batch_size": 8, "target_domains": ["cirrus_like"]},
+    "data": {"batch_size": 8, "target_domains": ["cirrus_like"], "input_height": 248, "crop_size": 128},
+    "postprocess": {"min_component_px": 20},
 }
 DEMO_METHODS: dict[str, dict] = {
     "supervised": {"objective": {"mode": "supervised"}},

@@ -9,7 +9,8 @@ machine was busy reads slow). Modes this machine has not yet run are scaled from
 table below by the ratio of the measured to the fallback supervised step.
 
 Fallback per-step costs come from the demo's measurement on 2 idle cores of an AVX-512/AMX x86_64
-CPU at the default model size (supervised 109 s and SegCLR UDA 244 s for 800 steps); the other
+CPU at the reference size (batch 8, 128-px crops, base width 8: the half-resolution geometry the
+demo and the studies use; supervised 109 s and SegCLR UDA 244 s for 800 steps); the other
 modes are placed between the two by the work of their step (one or two extra forward passes):
 guesses, not measurements. Each cell also pays a start-up, shift-statistics and scoring overhead.
 """
