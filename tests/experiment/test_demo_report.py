@@ -59,3 +59,18 @@ def test_demo_report_with_a_tiny_model(tmp_path, monkeypatch, bank):
         assert "spectralis: Dice per B-scan" in card and "results.json" in card
         card_json = json.loads((out / method / "model_card.json").read_text())
         assert set(card_json["metrics"]["per_domain"]) == {"spectralis", "cirrus_like"}
+
+
+def test_demo_keeps_the_half_resolution_geometry_while_the_defaults_are_full_resolution():
+    """The demo's 15-minute budget rests on 248 rows and 128-px crops (4x cheaper per step than the
+    full-resolution default); its post-processing minimum is the one chosen for that grid."""
+    from segclr.config import RunConfig
+
+    default = RunConfig()
+    assert (default.data.input_height, default.data.crop_size, default.postprocess.min_component_px) == (496, 256, 80)
+    configs = demo.demo_configs(seed=3, steps=50, target="topcon_like")
+    assert set(configs) == {"supervised", "segclr_uda"}
+    for cfg in configs.values():
+        assert (cfg.data.input_height, cfg.data.crop_size, cfg.postprocess.min_component_px) == (248, 128, 20)
+        assert cfg.trainer.seed == 3 and cfg.trainer.max_steps == 50 and cfg.data.target_domains == ["topcon_like"]
+    assert configs["segclr_uda"].objective.mode == "segclr_uda" and configs["segclr_uda"].data.pairs == "a"

@@ -1,0 +1,70 @@
+"""benchmarks/quality_report.py: the targets table from cell records, and rows re-scored after the fact."""
+
+import json
+
+import pytest
+
+
+def _cell(folder, method, seed, pooled, dices, seconds=600.0):
+    """A cell record with one test B-scan per entry of ``dices`` (None = an empty reference)."""
+    cases = []
+    for i, d in enumerate(dices):
+        empty = d is None
+        cases.append({"domain": "spectralis", "class": "fluid", "case": f"b{i}", "n_ref": 0 if empty else 50,
+                      "n_pred": 0 if empty else 40, "dice": "nan" if empty else d})
+    fluid = [d for d in dices if d is not None]
+    record = {"method": method, "seed": seed, "train_seconds": seconds,
+              "config": {"trainer": {"max_steps": 1500}},
+              "rows": [{"domain": "spectralis", "class": "fluid", "dice_pooled": pooled,
+                        "dice_mean": sum(fluid) / len(fluid)}],
+              "cases": cases}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{method}__cirrus_like__seed{seed}.json").write_text(json.dumps(record))
+
+
+def _rescored(path, method, rows, min_px=80):
+    path.write_text(json.dumps({"min_component_px": min_px, "on": "test", "rows": [
+        {"method": method, "seed": seed, "domain": "spectralis", "class": "fluid", "pooled_Dice": pooled,
+         "Dice": dice, "dice_fluid_bscans": dice, "false_positive_bscans": fp, "empty_bscans": 2}
+        for seed, pooled, dice, fp in rows]}))
+    return path
+
+
+def _run(report, tmp_path, *extra):
+    out = tmp_path / "out"
+    code = report.main(["--cells", str(tmp_path / "cells"), "--search-curves", str(tmp_path / "none"),
+                        "--out", str(out), *extra])
+    return code, (out / "QUALITY.md").read_text() if (out / "QUALITY.md").is_file() else ""
+
+
+def test_targets_are_checked_on_the_rescored_row(tmp_path, load_script):
+    report = load_script("benchmarks/quality_report.py")
+    cells = tmp_path / "cells"
+    for seed in (0, 1):
+        _cell(cells, "old", seed, 0.70, [0.5, 0.3, None, None])
+        _cell(cells, "full", seed, 0.60, [0.2, 0.2, None, None], seconds=960.0)
+    rescored = _rescored(tmp_path / "full_80.json", "full", [(0, 0.76, 0.62, 0), (1, 0.78, 0.66, 1)])
+    code, text = _run(report, tmp_path, "--rescored", str(rescored), "--recipe", "full at 80 px")
+    assert code == 0
+    row = next(line for line in text.splitlines() if line.startswith("| full at 80 px |"))
+    # mean over the two seeds, the cells' training time (16.0 min) and steps
+    assert "0.770 ± 0.014" in row and "0.640 ± 0.028" in row and "0.5 of 2" in row and row.endswith("| 1500 | 16.0 |")
+    assert "## Targets (row `full at 80 px`, 2 seeds)" in text
+    assert "| pooled source Dice | >= 0.75 | 0.770 | met | +0.020 |" in text
+    assert "| Dice per B-scan (nnU-Net rule) | >= 0.6 | 0.640 | met | +0.040 |" in text
+    # the cells' own rows stay, scored as they ran: per B-scan 0.4 for "old", 0.2 for "full"
+    assert any(line.startswith("| old | 0, 1 | 0.700 ± 0.000 | 0.400 ± 0.000 |") for line in text.splitlines())
+    assert any(line.startswith("| full | 0, 1 | 0.600 ± 0.000 | 0.200 ± 0.000 |") for line in text.splitlines())
+
+
+def test_an_unknown_recipe_or_an_orphan_rescored_row_is_refused(tmp_path, load_script):
+    report = load_script("benchmarks/quality_report.py")
+    _cell(tmp_path / "cells", "old", 0, 0.70, [0.5, None])
+    with pytest.raises(SystemExit, match="--recipe 'nope': no such row"):
+        _run(report, tmp_path, "--rescored", "--recipe", "nope")
+    orphan = _rescored(tmp_path / "orphan.json", "gone", [(0, 0.7, 0.5, 0)])
+    with pytest.raises(SystemExit, match="rescored row gone seed 0: no cell record"):
+        _run(report, tmp_path, "--rescored", str(orphan), "--recipe", "old")
+    with pytest.raises(SystemExit, match="missing.json: --rescored file not found"):
+        _run(report, tmp_path, "--rescored", str(tmp_path / "missing.json"), "--recipe", "old")
+    assert not (tmp_path / "out" / "QUALITY.md").exists()
