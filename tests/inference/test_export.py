@@ -100,3 +100,29 @@ def test_s2d_stem_bundle_loads_predicts_and_exports(tmp_path):
     assert res.max_abs_diff <= 1e-4
     with torch.no_grad():
         assert torch.allclose(torch.jit.load(str(res.path))(x), net(x), atol=1e-4)
+
+
+def test_model_card_of_a_spacing_aware_bundle_names_its_target_spacing(tiny_bundle):
+    """A bundle with a target spacing is resampled by spacing, not resized by height: the card says so."""
+    import copy
+
+    from safetensors import safe_open
+
+    from segclr.inference.export import model_card
+
+    with safe_open(str(tiny_bundle), "pt") as f:
+        raw = f.metadata()
+    meta = {k: json.loads(v) for k, v in raw.items() if k != "format"}
+    by_height = model_card(meta)
+    assert by_height["preprocessing"]["resize"].startswith("to 32 rows")
+    assert by_height["spacing"].startswith("the model sees pixels")
+    aware = copy.deepcopy(meta)
+    aware["preprocess"]["target_spacing_um"] = [3.87, 11.3]
+    aware["training"].setdefault("config", {}).setdefault("data", {})["geometry"] = "native"
+    card = model_card(aware)
+    assert card["preprocessing"]["resize"].startswith("B-scans of known pixel spacing resampled to 3.87 x 11.3 um")
+    assert "of unknown spacing to 32 rows" in card["preprocessing"]["resize"]
+    assert card["spacing"].startswith("spacing-aware:") and "resampled to the target spacing" in card["spacing"]
+    assert "each simulated device on its own grid" in card["spacing"]
+    aware["training"]["config"]["data"]["geometry"] = "source"
+    assert "all domains on the spectralis grid" in model_card(aware)["spacing"]

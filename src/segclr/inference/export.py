@@ -189,7 +189,7 @@ def model_card(meta: dict, metrics: dict | None = None) -> dict:
             "any_size": True,
         },
         "preprocessing": {
-            "resize": f"to {p['input_height']} rows, width scaled to keep the aspect ratio, bilinear with antialiasing",
+            "resize": _resize_text(p),
             "pad": f"zeros at the bottom/right to a multiple of {p['pad_multiple']}",
             "output": "softmax, crop the padding, bilinear resize to the B-scan size, argmax",
             **p,
@@ -207,10 +207,26 @@ def model_card(meta: dict, metrics: dict | None = None) -> dict:
     }
 
 
+def _resize_text(p: dict) -> str:
+    by_height = f"to {p['input_height']} rows, width scaled to keep the aspect ratio, bilinear with antialiasing"
+    t = p.get("target_spacing_um")
+    if not t:
+        return by_height
+    return (f"B-scans of known pixel spacing resampled to {t[0]:g} x {t[1]:g} um per pixel (row x column: the "
+            f"model's target spacing), bilinear with antialiasing; B-scans of unknown spacing {by_height}")
+
+
 def _training_spacing(meta: dict) -> str:
-    """What pixel grid the model was trained on (known for the embedded benchmark's domains)."""
-    generic = ("the model sees pixels: every B-scan is resized to the working height, so no spacing is "
-               "assumed; a volume's voxel spacing is used only for fluid volumes (nl) and HD95 (mm)")
+    """How the model uses pixel spacing, and the grid it was trained on (known for the embedded benchmark)."""
+    t = meta["preprocess"].get("target_spacing_um")
+    if t:
+        generic = (f"spacing-aware: a B-scan's pixel spacing (volume header, volume.json or --spacing) is used to "
+                   f"resample it to {t[0]:g} x {t[1]:g} um per pixel and the prediction back to its grid; without "
+                   f"a known spacing it is resized to the working height, with one warning line; a volume's voxel "
+                   f"spacing also gives fluid volumes (nl) and HD95 (mm)")
+    else:
+        generic = ("the model sees pixels: every B-scan is resized to the working height, so no spacing is "
+                   "assumed; a volume's voxel spacing is used only for fluid volumes (nl) and HD95 (mm)")
     domains = _domains(meta)
     try:
         from segclr.data.simulate import load_devices
@@ -223,9 +239,14 @@ def _training_spacing(meta: dict) -> str:
     if not used or not set(used) <= known:
         return generic
     h = meta["preprocess"]["input_height"]
-    return (f"{generic}. Training B-scans (all domains on the {source.name} grid of the embedded benchmark): "
+    native = (meta.get("training", {}).get("config", {}).get("data", {}).get("geometry") == "native"
+              and set(used) != {source.name})
+    grids = ("each simulated device on its own grid" if native else f"all domains on the {source.name} grid")
+    scale = ("resampled to the target spacing" if t else
+             f"resized to {h} rows (about {source.axial_spacing_um * 496 / h:.1f} um per row at the working height)")
+    return (f"{generic}. Training B-scans (the embedded benchmark, {grids}): {source.name} "
             f"{source.axial_spacing_um} um per row and {source.lateral_spacing_um} um per A-scan natively, 496 rows, "
-            f"resized to {h} rows (about {source.axial_spacing_um * 496 / h:.1f} um per row at the working height)")
+            f"{scale}")
 
 
 def _find_metrics(folder: Path) -> dict | None:
