@@ -52,7 +52,7 @@ class DataConfig:
     # to input_height rows; the model stores the target spacing.
     spacing_aware: bool = True
     # (row, column) um per pixel at the working resolution; [] = the training data's median
-    # spacing at input_height rows (Duke: 7.74 x 22.6 um).
+    # spacing at input_height rows (Duke: 3.87 x 11.3 um at 496 rows, 7.74 x 22.6 um at 248).
     target_spacing_um: list[float] = field(default_factory=list)
     # Square training crops, in working-resolution pixels. 256 at 496 rows covers what 128 covered
     # at 248 (a quarter of the B-scan's width); chosen with input_height (docs/quality.md 1e).
