@@ -25,6 +25,8 @@ from pathlib import Path
 
 from segclr.io.atomic import atomic_write_text
 
+DEFAULT_CELLS = Path("docs/results/quality_cpu/cells")
+DEFAULT_RESCORED = Path("docs/results/quality_cpu/full_res_80px.json")
 TARGETS = [  # (key, label, target, higher is better)
     ("pooled", "pooled source Dice", 0.75, True),
     ("per_bscan", "Dice per B-scan (nnU-Net rule)", 0.60, True),
@@ -58,6 +60,9 @@ def time_to(curve: list[dict], seconds_per_step: float, threshold: float) -> flo
 
 def rescored_metrics(rescored: dict, cells: list[dict], domain: str) -> dict[str, list[dict]]:
     """Rows of a ``rescore_cells.py --json`` file as ``{"<method> at <N> px": [per-seed metrics]}``."""
+    if rescored.get("on") != "test":
+        raise SystemExit(f"a --rescored file scored on {rescored.get('on')!r}: this report is of the test patients "
+                         "(rescore_cells.py --on test)")
     timing = {(c["method"], c["seed"]): c for c in cells}
     out: dict[str, list[dict]] = {}
     for row in rescored["rows"]:
@@ -76,12 +81,13 @@ def rescored_metrics(rescored: dict, cells: list[dict], domain: str) -> dict[str
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cells", type=Path, default=Path("docs/results/quality_cpu/cells"))
+    ap.add_argument("--cells", type=Path, default=DEFAULT_CELLS)
     ap.add_argument("--search-cells", type=Path, default=Path("docs/results/quality_search/cells"))
     ap.add_argument("--search-curves", type=Path, default=Path("docs/results/quality_search/val_curves"))
     ap.add_argument("--domain", default="spectralis")
-    ap.add_argument("--rescored", type=Path, nargs="*", default=[Path("docs/results/quality_cpu/full_res_80px.json")],
-                    help="rescore_cells.py --json files whose rows are added as '<method> at <N> px'")
+    ap.add_argument("--rescored", type=Path, nargs="*", default=None,
+                    help="rescore_cells.py --json files whose rows are added as '<method> at <N> px' (default: "
+                         f"{DEFAULT_RESCORED} with the default --cells, none otherwise)")
     ap.add_argument("--recipe", default="recipe_full_res at 80 px",
                     help="the row the targets are checked on (today's default recipe)")
     ap.add_argument("--out", type=Path, default=Path("docs/results/quality_cpu"))
@@ -92,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     by: dict[str, list[dict]] = {}
     for c in cells:
         by.setdefault(c["method"], []).append({"seed": c["seed"], **seed_metrics(c, args.domain)})
+    if args.rescored is None:
+        args.rescored = [DEFAULT_RESCORED] if args.cells == DEFAULT_CELLS else []
     for path in args.rescored:
         if not path.is_file():
             raise SystemExit(f"{path}: --rescored file not found")

@@ -22,8 +22,8 @@ def _cell(folder, method, seed, pooled, dices, seconds=600.0):
     (folder / f"{method}__cirrus_like__seed{seed}.json").write_text(json.dumps(record))
 
 
-def _rescored(path, method, rows, min_px=80):
-    path.write_text(json.dumps({"min_component_px": min_px, "on": "test", "rows": [
+def _rescored(path, method, rows, min_px=80, on="test"):
+    path.write_text(json.dumps({"min_component_px": min_px, "on": on, "rows": [
         {"method": method, "seed": seed, "domain": "spectralis", "class": "fluid", "pooled_Dice": pooled,
          "Dice": dice, "dice_fluid_bscans": dice, "false_positive_bscans": fp, "empty_bscans": 2}
         for seed, pooled, dice, fp in rows]}))
@@ -65,6 +65,12 @@ def test_an_unknown_recipe_or_an_orphan_rescored_row_is_refused(tmp_path, load_s
     orphan = _rescored(tmp_path / "orphan.json", "gone", [(0, 0.7, 0.5, 0)])
     with pytest.raises(SystemExit, match="rescored row gone seed 0: no cell record"):
         _run(report, tmp_path, "--rescored", str(orphan), "--recipe", "old")
+    validation = _rescored(tmp_path / "val.json", "old", [(0, 0.7, 0.5, 0)], on="validation")
+    with pytest.raises(SystemExit, match="scored on 'validation': this report is of the test patients"):
+        _run(report, tmp_path, "--rescored", str(validation), "--recipe", "old")
+    # another --cells folder without --rescored adds nothing (the default file belongs to quality_cpu)
+    assert _run(report, tmp_path, "--recipe", "old")[0] == 0
+    (tmp_path / "out" / "QUALITY.md").unlink()
     with pytest.raises(SystemExit, match="missing.json: --rescored file not found"):
         _run(report, tmp_path, "--rescored", str(tmp_path / "missing.json"), "--recipe", "old")
     assert not (tmp_path / "out" / "QUALITY.md").exists()

@@ -6,7 +6,7 @@ Usage::
                                      [--rounds R] [--threads T] [--variants fp32,bf16,fp32-s2d,...]
                                      [--no-sweep] [--no-profile]
 
-Everything runs on the default config's shapes (the demo config: batch 8, crop 128, UNet base 8,
+Everything runs on the demo config's half-resolution shapes (batch 8, crop 128, UNet base 8,
 depth 4; SegCLR UDA with the Cch head, Pa pairs, unlabeled spectralis + cirrus_like) and, in one run:
 
 1. **GEMM limit**: fp32 (and bf16 on CUDA, or when a bf16 variant runs) throughput of a large square

@@ -125,7 +125,7 @@ def quiet() -> None:
 
 
 def demo_config(mode: str, device: str, max_steps: int | None = None, stem: str = "conv"):
-    """The demo's RunConfig for ``mode`` (its shapes are the default config's), with the UNet's ``stem``."""
+    """The demo's RunConfig for ``mode`` (half resolution: 248 rows, 128-px crops), with the UNet's ``stem``."""
     from segclr.experiment.demo import demo_configs
 
     cfg = demo_configs(seed=0, steps=max_steps)[mode]

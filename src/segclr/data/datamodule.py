@@ -44,7 +44,7 @@ def pad_to_crop(vol: WorkingVolume, crop: int) -> WorkingVolume:
     """Zero-pad (bottom/right, label 0) a working volume narrower or shorter than the training crop.
 
     Happens only for grids the target spacing does not cover, e.g. a 1024 x 512 Cirrus B-scan
-    resized by the height rule (spacing unknown or ``data.spacing_aware: false``) to 248 x 124.
+    resized by the height rule (spacing unknown or ``data.spacing_aware: false``) to 248 x 124 at 248 rows.
     """
     h, w = vol.images.shape[-2:]
     ph, pw = max(0, crop - h), max(0, crop - w)

@@ -48,7 +48,7 @@ def check_spacing(spacing_um, where: str) -> tuple[float, float] | None:
 
 @dataclass(frozen=True)
 class Preprocessing:
-    input_height: int = 248
+    input_height: int = 496
     pad_multiple: int = 16
     # (row, column) um per pixel at the working resolution; None = the height rule only
     target_spacing_um: tuple[float, float] | None = None
