@@ -102,7 +102,8 @@ class SVDNAConfig:
     """SVDNA restyling of labeled B-scans (modes svdna, svdna_segclr_uda; segclr.data.svdna).
 
     Our defaults, chosen for 128-pixel crops at half resolution (the studies' geometry): not the paper's
-    values (unknown to us), and not yet measured at the full-resolution default's 256-pixel crops.
+    values (unknown to us); at the full-resolution default's 256-pixel crops the same k passed a
+    validation check against half resolution (docs/quality.md 1f).
     """
 
     prob: float = 0.5                    # chance that a labeled crop is restyled (per crop)
