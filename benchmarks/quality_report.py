@@ -1,8 +1,9 @@
 """The quality issue's numbers from committed study cells: targets on the test patients, time to accuracy.
 
 Reads the cell records of the final grid (``--cells``, scored on test patients 9-10 of the source
-domain) and, for time to accuracy, the recipe search's validation curves (``--search-runs``, the
-``val_curve.csv`` of each run, copied next to the cells as ``val_curves/<method>__<target>__seed<k>.csv``) and cell records (``--search-cells``, their training seconds). Prints
+domain) and, for time to accuracy, the validation runs' curves (``--search-curves``: the
+``val_curve.csv`` of each run, copied next to its cells as ``val_curves/<method>__<target>__seed<k>.csv``)
+with their cell records (``--search-cells``, paired in order: the training seconds and the split). Prints
 and writes ``QUALITY.md`` to ``--out``. Nothing is chosen here: the recipe was fixed on validation.
 
 A row whose post-processing was set after its cells ran (the full-resolution recipe's 80-px minimum)
@@ -11,7 +12,8 @@ comes from ``benchmarks/rescore_cells.py --json`` files (``--rescored``): each a
 
     python benchmarks/quality_report.py --cells docs/results/quality_cpu/cells \
         --rescored docs/results/quality_cpu/full_res_80px.json \
-        --search-cells docs/results/quality_search/cells --search-curves docs/results/quality_search/val_curves \
+        --search-cells docs/results/quality_search/cells docs/results/recipe_levers/cells \
+        --search-curves docs/results/quality_search/val_curves docs/results/recipe_levers/val_curves \
         --out docs/results/quality_cpu
 """
 
@@ -26,6 +28,7 @@ from pathlib import Path
 from segclr.io.atomic import atomic_write_text
 
 DEFAULT_CELLS = Path("docs/results/quality_cpu/cells")
+SEARCHES = ("quality_search", "recipe_levers")  # validation runs with committed curves
 DEFAULT_RESCORED = Path("docs/results/quality_cpu/full_res_80px.json")
 TARGETS = [  # (key, label, target, higher is better)
     ("pooled", "pooled source Dice", 0.75, True),
@@ -58,6 +61,38 @@ def time_to(curve: list[dict], seconds_per_step: float, threshold: float) -> flo
     return None
 
 
+def time_to_accuracy(cells_dir: Path, curves_dir: Path) -> list[str]:
+    """A QUALITY.md section: minutes until each search run's validation curve reaches 0.65 and 0.72."""
+    rows = []
+    for path in sorted(curves_dir.glob("*.csv")):
+        method, target, seed_name = path.stem.split("__")
+        cell = cells_dir / f"{method}__{target}__seed{int(seed_name.removeprefix('seed'))}.json"
+        if cell.is_file():
+            rows.append((path, method, int(seed_name.removeprefix("seed")), json.loads(cell.read_text())))
+    if not rows:
+        return []
+    cfg = rows[0][3]["config"]
+    patients = ", ".join(str(p) for p in cfg["data"].get("val_patients", [])) or "none"
+    every = cfg["trainer"].get("val_every_n_steps", 0)
+    lines = ["", f"## Time to accuracy (validation split, `{curves_dir}`)", "",
+             f"Minutes of training until the validation pooled Dice (held-out Spectralis patients {patients}, "
+             f"{cfg['data'].get('input_height', '?')} working rows) first reaches 0.65 and 0.72, read off each "
+             f"run's `val_curve.csv` (scored every {every} steps) times the run's measured seconds per step (its "
+             "cell's training seconds / steps, which include the validation passes; runs on a shared machine "
+             "read high, so these are upper bounds). Host: the cell's `machine` record.", "",
+             "| run | host | seconds per step | to 0.65 | to 0.72 | final validation pooled Dice |",
+             "|---|---|---|---|---|---|"]
+    fmt = lambda m: "not reached" if m is None else f"{m:.1f} min"  # noqa: E731
+    for path, method, seed, rec in rows:
+        sps = float(rec["train_seconds"]) / int(rec["config"]["trainer"]["max_steps"])
+        curve = list(csv.DictReader(path.open()))
+        machine = rec.get("machine") if isinstance(rec.get("machine"), dict) else {}
+        host = machine.get("cpu_capability") or "not recorded"
+        lines.append(f"| {method} seed {seed} | {host} | {sps:.2f} | {fmt(time_to(curve, sps, 0.65))} | "
+                     f"{fmt(time_to(curve, sps, 0.72))} | {float(curve[-1]['dice_pooled']):.3f} |")
+    return lines
+
+
 def rescored_metrics(rescored: dict, cells: list[dict], domain: str) -> dict[str, list[dict]]:
     """Rows of a ``rescore_cells.py --json`` file as ``{"<method> at <N> px": [per-seed metrics]}``."""
     if rescored.get("on") != "test":
@@ -82,8 +117,11 @@ def rescored_metrics(rescored: dict, cells: list[dict], domain: str) -> dict[str
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cells", type=Path, default=DEFAULT_CELLS)
-    ap.add_argument("--search-cells", type=Path, default=Path("docs/results/quality_search/cells"))
-    ap.add_argument("--search-curves", type=Path, default=Path("docs/results/quality_search/val_curves"))
+    ap.add_argument("--search-cells", type=Path, nargs="+", default=[Path(f"docs/results/{g}/cells") for g in SEARCHES],
+                    help="cell folders of validation runs, paired in order with --search-curves")
+    ap.add_argument("--search-curves", type=Path, nargs="+",
+                    default=[Path(f"docs/results/{g}/val_curves") for g in SEARCHES],
+                    help="folders of val_curve.csv copies named <method>__<target>__seed<k>.csv")
     ap.add_argument("--domain", default="spectralis")
     ap.add_argument("--rescored", type=Path, nargs="*", default=None,
                     help="rescore_cells.py --json files whose rows are added as '<method> at <N> px' (default: "
@@ -131,26 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         met = v >= goal if higher else v <= goal
         lines.append(f"| {label} | {'>=' if higher else '<='} {goal:g} | {v:.3f} | "
                      f"{'met' if met else '**missed**'} | {v - goal:+.3f} |")
-    curves = sorted(args.search_curves.glob("*.csv"))
-    if curves:
-        lines += ["", "## Time to accuracy (validation split, recipe search runs)", "",
-                  "Minutes of training until the validation pooled Dice (held-out Spectralis patient 5) first "
-                  "reaches 0.65 and 0.72, read off each run's `val_curve.csv` (scored every 250 steps) times the "
-                  "run's measured seconds per step (its cell's training seconds / steps; the machine was shared "
-                  "during some runs, so these are upper bounds).", "",
-                  "| run | seconds per step | to 0.65 | to 0.72 | final validation pooled Dice |", "|---|---|---|---|---|"]
-        for path in curves:
-            method, target, seed_name = path.stem.split("__")
-            seed = int(seed_name.removeprefix("seed"))
-            cell = args.search_cells / f"{method}__{target}__seed{seed}.json"
-            if not cell.is_file():
-                continue
-            rec = json.loads(cell.read_text())
-            sps = float(rec["train_seconds"]) / int(rec["config"]["trainer"]["max_steps"])
-            curve = list(csv.DictReader(path.open()))
-            fmt = lambda m: "not reached" if m is None else f"{m:.1f} min"  # noqa: E731
-            lines.append(f"| {method} seed {seed} | {sps:.2f} | {fmt(time_to(curve, sps, 0.65))} | "
-                         f"{fmt(time_to(curve, sps, 0.72))} | {float(curve[-1]['dice_pooled']):.3f} |")
+    if len(args.search_cells) != len(args.search_curves):
+        raise SystemExit("--search-cells and --search-curves must name the same number of folders (paired in order)")
+    for cells_dir, curves_dir in zip(args.search_cells, args.search_curves):
+        lines += time_to_accuracy(cells_dir, curves_dir)
     text = "\n".join(lines) + "\n"
     atomic_write_text(args.out / "QUALITY.md", text)
     print(text)

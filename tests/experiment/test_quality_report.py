@@ -32,8 +32,9 @@ def _rescored(path, method, rows, min_px=80, on="test"):
 
 def _run(report, tmp_path, *extra):
     out = tmp_path / "out"
-    code = report.main(["--cells", str(tmp_path / "cells"), "--search-curves", str(tmp_path / "none"),
-                        "--out", str(out), *extra])
+    searches = [] if "--search-curves" in extra else ["--search-cells", str(tmp_path / "none"),
+                                                      "--search-curves", str(tmp_path / "none")]
+    code = report.main(["--cells", str(tmp_path / "cells"), *searches, "--out", str(out), *extra])
     return code, (out / "QUALITY.md").read_text() if (out / "QUALITY.md").is_file() else ""
 
 
@@ -74,3 +75,38 @@ def test_an_unknown_recipe_or_an_orphan_rescored_row_is_refused(tmp_path, load_s
     with pytest.raises(SystemExit, match="missing.json: --rescored file not found"):
         _run(report, tmp_path, "--rescored", str(tmp_path / "missing.json"), "--recipe", "old")
     assert not (tmp_path / "out" / "QUALITY.md").exists()
+
+
+def _curve(folder, method, seed, rows, val_patients, height, seconds, machine=None):
+    """A search run: its cell record (training seconds, split) and its copied val_curve.csv."""
+    (folder / "cells").mkdir(parents=True, exist_ok=True)
+    (folder / "val_curves").mkdir(parents=True, exist_ok=True)
+    record = {"method": method, "seed": seed, "train_seconds": seconds,
+              "config": {"trainer": {"max_steps": rows[-1][0], "val_every_n_steps": rows[0][0]},
+                         "data": {"val_patients": val_patients, "input_height": height}}}
+    if machine:
+        record["machine"] = machine
+    (folder / "cells" / f"{method}__cirrus_like__seed{seed}.json").write_text(json.dumps(record))
+    (folder / "val_curves" / f"{method}__cirrus_like__seed{seed}.csv").write_text(
+        "step,dice_pooled,dice_per_bscan\n" + "".join(f"{s},{d},0.5\n" for s, d in rows))
+
+
+def test_time_to_accuracy_has_one_section_per_search(tmp_path, load_script):
+    report = load_script("benchmarks/quality_report.py")
+    _cell(tmp_path / "cells", "old", 0, 0.70, [0.5, None])
+    old, new = tmp_path / "search_old", tmp_path / "search_new"
+    # 0.2 s per step: 0.65 first at step 500 (1.7 min), 0.72 never
+    _curve(old, "r0", 0, [(250, 0.60), (500, 0.66), (750, 0.70)], [5], 248, 150.0)
+    # 0.4 s per step: 0.65 at step 500 (3.3 min), 0.72 at step 1000 (6.7 min)
+    _curve(new, "v0", 1, [(500, 0.66), (1000, 0.73), (1500, 0.74)], [4, 5], 496, 600.0,
+           machine={"cpu_capability": "AVX512"})
+    code, text = _run(report, tmp_path, "--recipe", "old", "--search-cells", str(old / "cells"), str(new / "cells"),
+                      "--search-curves", str(old / "val_curves"), str(new / "val_curves"))
+    assert code == 0
+    assert text.count("## Time to accuracy") == 2
+    assert "patients 5, 248 working rows" in text and "patients 4, 5, 496 working rows" in text
+    assert "| r0 seed 0 | not recorded | 0.20 | 1.7 min | not reached | 0.700 |" in text
+    assert "| v0 seed 1 | AVX512 | 0.40 | 3.3 min | 6.7 min | 0.740 |" in text
+    with pytest.raises(SystemExit, match="same number of folders"):
+        _run(report, tmp_path, "--recipe", "old", "--search-cells", str(old / "cells"),
+             "--search-curves", str(old / "val_curves"), str(new / "val_curves"))
