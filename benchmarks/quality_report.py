@@ -25,6 +25,7 @@ import json
 import statistics
 from pathlib import Path
 
+from segclr.evaluation.metrics import bscan_counts
 from segclr.io.atomic import atomic_write_text
 
 DEFAULT_CELLS = Path("docs/results/quality_cpu/cells")
@@ -42,11 +43,12 @@ TARGETS = [  # (key, label, target, higher is better)
 def seed_metrics(cell: dict, domain: str) -> dict:
     cases = [c for c in cell["cases"] if c["domain"] == domain and c["class"] == "fluid"]
     row = next(r for r in cell["rows"] if r["domain"] == domain and r["class"] == "fluid")
-    empty = [c for c in cases if int(c["n_ref"]) == 0]
-    fluid = [float(c["dice"]) for c in cases if int(c["n_ref"]) > 0]
+    # cell records spell the per-case columns in lower case, as text (study CSV rows)
+    counts = bscan_counts([{"Dice": float(c["dice"]), "n_ref": int(c["n_ref"]), "n_pred": int(c["n_pred"])}
+                           for c in cases])
     return {"pooled": float(row["dice_pooled"]), "per_bscan": float(row["dice_mean"]),
-            "fluid_bscans": statistics.mean(fluid), "false_pos": sum(int(c["n_pred"]) > 0 for c in empty),
-            "empty": len(empty), "train_seconds": float(cell["train_seconds"]),
+            "fluid_bscans": counts["dice_fluid_bscans"], "false_pos": counts["false_positive_bscans"],
+            "empty": counts["empty_bscans"], "train_seconds": float(cell["train_seconds"]),
             "steps": int(cell["config"]["trainer"]["max_steps"])}
 
 
