@@ -26,6 +26,7 @@ import statistics
 from pathlib import Path
 
 from segclr.evaluation.metrics import bscan_counts
+from segclr.experiment.cells import cell_path
 from segclr.io.atomic import atomic_write_text
 
 DEFAULT_CELLS = Path("docs/results/quality_cpu/cells")
@@ -68,9 +69,10 @@ def time_to_accuracy(cells_dir: Path, curves_dir: Path) -> list[str]:
     rows = []
     for path in sorted(curves_dir.glob("*.csv")):
         method, target, seed_name = path.stem.split("__")
-        cell = cells_dir / f"{method}__{target}__seed{int(seed_name.removeprefix('seed'))}.json"
+        seed = int(seed_name.removeprefix("seed"))
+        cell = cell_path(cells_dir, method, target, seed)
         if cell.is_file():
-            rows.append((path, method, int(seed_name.removeprefix("seed")), json.loads(cell.read_text())))
+            rows.append((path, method, seed, json.loads(cell.read_text())))
     if not rows:
         return []
     cfg = rows[0][3]["config"]
