@@ -121,6 +121,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.objective.ce_fluid_weight != 1.0 and (cfg.objective.sup_loss != "dice_ce" or cfg.model.num_classes < 2):
         raise ConfigError("config key 'objective.ce_fluid_weight': weighs the cross-entropy of "
                           "sup_loss 'dice_ce' with num_classes >= 2; set it back to 1.0 or use dice_ce")
+    if not cfg.objective.blob_weight >= 0:
+        raise ConfigError(f"config key 'objective.blob_weight': must be >= 0, got {cfg.objective.blob_weight}")
+    if cfg.data.fluid_crop_by not in ("pixel", "component"):
+        raise ConfigError(f"config key 'data.fluid_crop_by': must be 'pixel' or 'component', got {cfg.data.fluid_crop_by!r}")
     if cfg.objective.deep_supervision:
         if cfg.uses_contrastive or cfg.objective.mode in ("dann", "entropy_min"):
             raise ConfigError(f"config key 'objective.deep_supervision': mode {cfg.objective.mode} does not take it "

@@ -67,6 +67,10 @@ class DataConfig:
     # 0.8 was chosen on validation (patients 4-5, configs/experiments/quality_search2_cpu.yaml,
     # docs/quality.md); grids committed before then pin the earlier 0.5.
     fluid_crop_prob: float = 0.8
+    # How a fluid-centred crop picks its centre: "pixel" = a fluid pixel of the slice, uniformly (large
+    # pockets get most crops); "component" = a fluid component of the slice uniformly (8-connectivity),
+    # then a pixel of it, so small pockets are centred as often as large ones.
+    fluid_crop_by: str = "pixel"
     # How many target-train patients (of 6-8) the target streams use; -1 = all. 0 removes the
     # target stream (UDA with no target data is then DG). The amount-of-target-data study.
     target_patients: int = -1
@@ -147,6 +151,9 @@ class ObjectiveConfig:
     # Weight of the fluid classes in the cross-entropy of dice_ce (background 1): > 1 pushes recall
     # on small pockets; 1 = MONAI's DiceCELoss unchanged.
     ce_fluid_weight: float = 1.0
+    # Weight of the blob Dice (Kofler et al. 2023) added to the supervised loss: a soft Dice per reference
+    # fluid component, so a small pocket counts as much as a large one (segclr.losses.blob). 0 = off.
+    blob_weight: float = 0.0
     # nnU-Net's deep supervision: 1x1 heads on the decoder's coarser levels add their Dice(+CE) against
     # labels resampled to each level, weighted 1, 1/2, 1/4, ... from the finest (modes without a
     # contrastive or adversarial term; the heads are training only, the saved model is unchanged).

@@ -23,6 +23,7 @@ from segclr.data.domains import DomainBank, Volume
 from segclr.data.pairs import slice_pair
 from segclr.data.preprocess import Preprocessing, median_working_spacing, to_working
 from segclr.io.images import InputError
+from segclr.losses.blob import label_components
 
 
 @dataclass
@@ -85,20 +86,42 @@ class _Stream(IterableDataset):
 
 
 class LabeledSlices(_Stream):
-    """Endless random (image, mask) crops; with ``fluid_crop_prob`` the crop is centred on fluid."""
+    """Endless random (image, mask) crops; with ``fluid_crop_prob`` the crop is centred on fluid.
 
-    def __init__(self, volumes: list[WorkingVolume], crop: int, seed: int, fluid_crop_prob: float = 0.5) -> None:
+    ``fluid_crop_by`` says how the centre is picked: ``"pixel"``, a fluid pixel of the slice uniformly
+    (a large pocket gets most crops), or ``"component"``, a fluid component of the slice uniformly
+    (8-connectivity) and then one of its pixels, so a small pocket is centred as often as a large one.
+    """
+
+    def __init__(self, volumes: list[WorkingVolume], crop: int, seed: int, fluid_crop_prob: float = 0.5,
+                 fluid_crop_by: str = "pixel") -> None:
         if not volumes:
             raise ValueError("no labeled volumes for training")
+        if fluid_crop_by not in ("pixel", "component"):
+            raise ValueError(f"fluid_crop_by must be 'pixel' or 'component', got {fluid_crop_by!r}")
         self.volumes, self.crop, self.seed, self.fluid_crop_prob = volumes, crop, seed, fluid_crop_prob
+        self.fluid_crop_by = fluid_crop_by
+        self._components: dict[tuple[int, int], list[Tensor]] = {}  # (volume, slice) -> pixels of each component
+
+    def _slice_components(self, v: int, s: int) -> list[Tensor]:
+        if (v, s) not in self._components:
+            labels, n = label_components((self.volumes[v].masks[s] > 0).numpy())
+            flat = torch.from_numpy(labels)
+            self._components[(v, s)] = [torch.nonzero(flat == c) for c in range(1, n + 1)]
+        return self._components[(v, s)]
 
     def sample(self, rng: np.random.Generator, k: int) -> dict:
-        vol = self.volumes[int(rng.integers(len(self.volumes)))]
+        v = int(rng.integers(len(self.volumes)))
+        vol = self.volumes[v]
         s = int(rng.integers(len(vol.images)))
         mask = vol.masks[s]
         centre = None
         if rng.random() < self.fluid_crop_prob:
-            fluid = torch.nonzero(mask > 0)
+            if self.fluid_crop_by == "component":
+                comps = self._slice_components(v, s)
+                fluid = comps[int(rng.integers(len(comps)))] if comps else mask.new_zeros((0, 2))
+            else:
+                fluid = torch.nonzero(mask > 0)
             if len(fluid):
                 centre = tuple(fluid[int(rng.integers(len(fluid)))].tolist())
         y, x = _crop_origin(*mask.shape, self.crop, rng, centre)
@@ -303,7 +326,8 @@ class SegCLRDataModule(L.LightningDataModule):
         loaders = {}
         if self._labeled:
             loaders["labeled"] = DataLoader(
-                LabeledSlices(self._labeled, cfg.data.crop_size, self._seed(0), cfg.data.fluid_crop_prob),
+                LabeledSlices(self._labeled, cfg.data.crop_size, self._seed(0), cfg.data.fluid_crop_prob,
+                              cfg.data.fluid_crop_by),
                 batch_size=cfg.data.batch_size,
             )
         for k, (d, vols) in enumerate(self._unlabeled.items(), start=1):

@@ -114,9 +114,10 @@ COSMETIC_KEYS = {"trainer": ("progress_bar", "log_every_n_steps", "tensorboard",
 # Keys added after cells were committed, with the value that reproduces the behaviour from before
 # they existed: at that value they stay out of the hash, so committed cells remain valid.
 ADDED_KEYS = {
-    "data": {"val_patients": []},
+    "data": {"val_patients": [], "fluid_crop_by": "pixel"},
     "augment": {"overlay_prob": 0.0},
-    "objective": {"dice_batch": True, "ce_fluid_weight": 1.0, "deep_supervision": False},
+    "objective": {"dice_batch": True, "ce_fluid_weight": 1.0, "deep_supervision": False,
+                  "blob_weight": 0.0},
     "model": {"stem": "conv"},
     "trainer": {"schedule": "cosine", "warmup_steps": 0, "val_every_n_steps": 0},
     "postprocess": {"min_component_px": 0, "retina_only": False},

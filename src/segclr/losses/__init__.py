@@ -1,8 +1,9 @@
-"""Losses of SegCLR: supervised Dice(/CE) and contrastive NT-Xent / SimSiam.
+"""Losses of SegCLR: supervised Dice(/CE), the blob Dice per fluid component, and contrastive NT-Xent / SimSiam.
 
-Bottom layer: imports only torch and MONAI, nothing else from ``segclr``.
+Bottom layer: imports only torch, MONAI and SciPy, nothing else from ``segclr``.
 """
 
+from segclr.losses.blob import blob_dice_loss, label_components
 from segclr.losses.contrastive import (
     NTXentLoss,
     SimSiamLoss,
@@ -22,6 +23,8 @@ from segclr.losses.dice import (
 )
 
 __all__ = [
+    "blob_dice_loss",
+    "label_components",
     "NTXentLoss",
     "SimSiamLoss",
     "gather_no_grad",

@@ -1,6 +1,6 @@
 """Supervised segmentation loss (Dice or Dice + cross-entropy) built from MONAI.
 
-This module imports nothing else from ``segclr``.
+From ``segclr`` it imports only the blob Dice of :mod:`segclr.losses.blob`.
 """
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from segclr.losses.blob import blob_dice_loss
 
 __all__ = ["SUPERVISED_LOSS_KINDS", "DeepSupervisionLoss", "SupervisedSegLoss", "deep_supervision_weights",
            "downsample_labels", "make_supervised_loss"]
@@ -22,10 +24,11 @@ class SupervisedSegLoss(nn.Module):
     ``make_supervised_loss``; see there for the choice of options.
     """
 
-    def __init__(self, loss: nn.Module, num_classes: int) -> None:
+    def __init__(self, loss: nn.Module, num_classes: int, blob_weight: float = 0.0) -> None:
         super().__init__()
         self.loss = loss
         self.num_classes = num_classes
+        self.blob_weight = float(blob_weight)
 
     def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
         if logits.ndim != 4 or logits.shape[1] != self.num_classes:
@@ -42,7 +45,10 @@ class SupervisedSegLoss(nn.Module):
         target = labels.unsqueeze(1)
         # Binary (sigmoid) mode: MONAI's BCE needs a float target of the logits' dtype.
         target = target.to(logits.dtype) if self.num_classes == 1 else target.long()
-        return self.loss(logits, target)
+        loss = self.loss(logits, target)
+        if self.blob_weight:
+            loss = loss + self.blob_weight * blob_dice_loss(logits, labels)
+        return loss
 
 
 class _DiceWeightedCE(nn.Module):
@@ -59,7 +65,7 @@ class _DiceWeightedCE(nn.Module):
 
 
 def make_supervised_loss(kind: str, num_classes: int, *, batch: bool = True,
-                         ce_fluid_weight: float = 1.0) -> nn.Module:
+                         ce_fluid_weight: float = 1.0, blob_weight: float = 0.0) -> nn.Module:
     """Supervised loss L_sup of SegCLR: ``"dice"`` or ``"dice_ce"`` (Dice + cross-entropy).
 
     The returned module takes raw logits (B, C, H, W), C = ``num_classes`` (background included,
@@ -86,6 +92,9 @@ def make_supervised_loss(kind: str, num_classes: int, *, batch: bool = True,
           in the cross-entropy of ``"dice_ce"``, the background's being 1 (multi-class only). Above 1
           a missed fluid pixel costs more than a false one, which pushes recall on small pockets.
           At 1 the loss is MONAI's ``DiceCELoss``, unchanged.
+        - ``blob_weight`` (config ``objective.blob_weight``): adds this times the blob Dice of
+          :func:`segclr.losses.blob.blob_dice_loss`, a soft Dice per reference fluid component, so a
+          small pocket weighs as much as a large one. 0 (default) adds nothing.
 
     Raises:
         ValueError: unknown ``kind``, ``num_classes < 1``, or a ``ce_fluid_weight`` that is not
@@ -99,6 +108,8 @@ def make_supervised_loss(kind: str, num_classes: int, *, batch: bool = True,
         raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
     if not ce_fluid_weight > 0:
         raise ValueError(f"ce_fluid_weight must be > 0, got {ce_fluid_weight!r}")
+    if not blob_weight >= 0:
+        raise ValueError(f"blob_weight must be >= 0, got {blob_weight!r}")
     weighted = ce_fluid_weight != 1.0
     if weighted and (kind != "dice_ce" or num_classes < 2):
         raise ValueError("ce_fluid_weight applies to the cross-entropy of 'dice_ce' with num_classes >= 2; "
@@ -119,7 +130,7 @@ def make_supervised_loss(kind: str, num_classes: int, *, batch: bool = True,
         loss = _DiceWeightedCE(DiceLoss(**options), num_classes, ce_fluid_weight)
     else:
         loss = DiceLoss(**options) if kind == "dice" else DiceCELoss(**options)
-    return SupervisedSegLoss(loss, num_classes)
+    return SupervisedSegLoss(loss, num_classes, blob_weight)
 
 
 def deep_supervision_weights(n_outputs: int) -> list[float]:
