@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from segclr.data.datamodule import LabeledSlices, WorkingVolume
+from segclr.data.datamodule import LabeledSlices, WorkingVolume, _crop_origin
 
 
 def _volume():
@@ -45,3 +45,27 @@ def test_component_sampling_is_deterministic_and_handles_slices_without_fluid():
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="fluid_crop_by"):
         LabeledSlices([_volume()], 16, 0, 1.0, "blob")
+
+
+def _sample_before_fluid_crop_by(stream: LabeledSlices, rng: np.random.Generator) -> dict:
+    """LabeledSlices.sample as it was before data.fluid_crop_by existed (committed cells ran with it)."""
+    vol = stream.volumes[int(rng.integers(len(stream.volumes)))]
+    s = int(rng.integers(len(vol.images)))
+    mask = vol.masks[s]
+    centre = None
+    if rng.random() < stream.fluid_crop_prob:
+        fluid = torch.nonzero(mask > 0)
+        if len(fluid):
+            centre = tuple(fluid[int(rng.integers(len(fluid)))].tolist())
+    y, x = _crop_origin(*mask.shape, stream.crop, rng, centre)
+    c = stream.crop
+    return {"image": vol.images[s, :, y:y + c, x:x + c], "mask": mask[y:y + c, x:x + c]}
+
+
+def test_pixel_mode_draws_exactly_what_the_sampler_drew_before():
+    second = WorkingVolume("d", 2, torch.rand(3, 1, 64, 64), (torch.rand(3, 64, 64) > 0.97).long())
+    stream = LabeledSlices([_volume(), second], 16, 5, 0.8, "pixel")
+    for k in range(200):
+        now = stream.sample(np.random.default_rng([5, k]), k)
+        before = _sample_before_fluid_crop_by(stream, np.random.default_rng([5, k]))
+        assert torch.equal(now["image"], before["image"]) and torch.equal(now["mask"], before["mask"])

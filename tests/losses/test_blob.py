@@ -71,13 +71,42 @@ def test_gradient_pushes_the_missed_pocket_up():
     assert grad_fg[18, 18] > 0                         # and lowers it on the background
 
 
-def test_sigmoid_logits_and_bf16_autocast():
+def test_sigmoid_logits_and_bf16_inputs():
     labels = _two_pockets()
     one = 30.0 * ((labels > 0).float() * 2 - 1)[:, None]
     assert blob_dice_loss(one, labels).item() == pytest.approx(0.0, abs=1e-4)
+    logits = torch.randn(1, 2, 32, 32, generator=torch.Generator().manual_seed(0))
+    full = blob_dice_loss(logits, labels)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = blob_dice_loss(_logits_from_mask(labels > 0).bfloat16(), labels)
-    assert loss.dtype == torch.float32
+        half = blob_dice_loss(logits.bfloat16(), labels)
+    assert half.dtype == torch.float32
+    assert half.item() == pytest.approx(full.item(), abs=0.02)  # only the logits' bf16 rounding differs
+
+
+def test_components_of_several_images_use_their_own_background():
+    labels = torch.zeros(2, 16, 16, dtype=torch.long)
+    labels[0, 2:6, 2:6] = 1                    # image 0: one pocket of 16 px
+    labels[1, 2:4, 2:4] = 1                    # image 1: two pockets of 4 px
+    labels[1, 10:12, 10:12] = 1
+    pred = labels > 0
+    pred[0, 12:14, 12:16] = True               # 8 false-positive px, in image 0 only
+    loss = blob_dice_loss(_logits_from_mask(pred), labels).item()
+    image0 = 32 / (8 + 32)                     # image 1's pockets are untouched by image 0's false positives
+    assert loss == pytest.approx(1 - (image0 + 1 + 1) / 3, abs=1e-3)
+
+
+def test_touching_fluid_of_two_classes_is_one_component():
+    labels = torch.zeros(1, 16, 16, dtype=torch.long)
+    labels[0, 4:8, 4:6] = 1                    # IRF
+    labels[0, 4:8, 6:8] = 2                    # SRF touching it: one pocket of 16 px
+    labels[0, 12:14, 12:14] = 3                # PED apart: 4 px
+    logits = 30.0 * torch.nn.functional.one_hot(labels, 4).permute(0, 3, 1, 2).float()
+    wrong_class = logits.clone()
+    wrong_class[:, [1, 2]] = wrong_class[:, [2, 1]]   # fluid found, classes swapped: the blob term is blind to it
+    assert blob_dice_loss(wrong_class, labels).item() == pytest.approx(0.0, abs=1e-4)
+    missed = logits.clone()
+    missed[0, :, 12:14, 12:14] = 30.0 * torch.tensor([1.0, 0, 0, 0])[:, None, None]
+    assert blob_dice_loss(missed, labels).item() == pytest.approx(0.5, abs=1e-3)  # 2 components, one missed
 
 
 def test_supervised_loss_adds_the_weighted_blob_term():
@@ -97,8 +126,11 @@ def test_the_config_checks_the_new_keys_and_objectives_use_the_blob_weight():
     from segclr.models import UNet
     from segclr.objectives.base import build_objective
 
-    with pytest.raises(ConfigError, match="blob_weight"):
-        from_dict({"objective": {"blob_weight": -0.5}})
+    for bad in (-0.5, float("inf")):
+        with pytest.raises(ConfigError, match="blob_weight"):
+            from_dict({"objective": {"blob_weight": bad}})
+    with pytest.raises(ConfigError, match="deep_supervision"):
+        from_dict({"objective": {"blob_weight": 0.5, "deep_supervision": True}})
     with pytest.raises(ConfigError, match="fluid_crop_by"):
         from_dict({"data": {"fluid_crop_by": "blob"}})
     for mode in ("supervised", "segclr_uda", "dann"):

@@ -11,13 +11,13 @@ trace from deep inside training (:mod:`segclr.config.loading`).
 
 from segclr.config.loading import (_coerce, _update, all_keys, apply_overrides, dump_config, from_dict, load_config,
                                    parse_override, validate)
-from segclr.config.schema import (BN_STATS, CONTRASTIVE_LOSSES, CONTRASTIVE_MODES, GEOMETRIES, HEADS, MODES, NORMS,
+from segclr.config.schema import (BN_STATS, CONTRASTIVE_LOSSES, CONTRASTIVE_MODES, FLUID_CROP_BY, GEOMETRIES, HEADS, MODES, NORMS,
                                   PAIRS, SCHEDULES, STEMS, SUP_LOSSES, SVDNA_MODES, AugmentConfig, ConfigError, DataConfig,
                                   ModelConfig, ObjectiveConfig, PostprocessConfig, RunConfig, SVDNAConfig,
                                   TrainerConfig)
 
 __all__ = [
-    "BN_STATS", "CONTRASTIVE_LOSSES", "CONTRASTIVE_MODES", "GEOMETRIES", "HEADS", "MODES", "NORMS", "PAIRS",
+    "BN_STATS", "CONTRASTIVE_LOSSES", "CONTRASTIVE_MODES", "FLUID_CROP_BY", "GEOMETRIES", "HEADS", "MODES", "NORMS", "PAIRS",
     "SCHEDULES", "STEMS", "SUP_LOSSES", "SVDNA_MODES", "AugmentConfig", "ConfigError", "DataConfig", "ModelConfig",
     "ObjectiveConfig", "PostprocessConfig", "RunConfig", "SVDNAConfig", "TrainerConfig", "_coerce", "_update",
     "all_keys", "apply_overrides", "dump_config", "from_dict", "load_config", "parse_override", "validate",

@@ -6,6 +6,7 @@ the ``--set`` that caused them), with a "did you mean" for near misses."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from segclr.config.schema import (BN_STATS, CONTRASTIVE_LOSSES, GEOMETRIES, HEADS, MODES, NORMS, PAIRS,
+from segclr.config.schema import (BN_STATS, CONTRASTIVE_LOSSES, FLUID_CROP_BY, GEOMETRIES, HEADS, MODES, NORMS, PAIRS,
                                   SCHEDULES, STEMS, SUP_LOSSES, SVDNA_MODES, ConfigError, RunConfig)
 
 
@@ -84,6 +85,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check_choice("data.pairs", cfg.data.pairs, PAIRS)
     _check_choice("objective.bn_stats", cfg.objective.bn_stats, BN_STATS)
     _check_choice("data.geometry", cfg.data.geometry, GEOMETRIES)
+    _check_choice("data.fluid_crop_by", cfg.data.fluid_crop_by, FLUID_CROP_BY)
     _check_choice("trainer.schedule", cfg.trainer.schedule, SCHEDULES)
     for key, value in (("trainer.warmup_steps", cfg.trainer.warmup_steps),
                        ("trainer.val_every_n_steps", cfg.trainer.val_every_n_steps),
@@ -121,10 +123,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.objective.ce_fluid_weight != 1.0 and (cfg.objective.sup_loss != "dice_ce" or cfg.model.num_classes < 2):
         raise ConfigError("config key 'objective.ce_fluid_weight': weighs the cross-entropy of "
                           "sup_loss 'dice_ce' with num_classes >= 2; set it back to 1.0 or use dice_ce")
-    if not cfg.objective.blob_weight >= 0:
-        raise ConfigError(f"config key 'objective.blob_weight': must be >= 0, got {cfg.objective.blob_weight}")
-    if cfg.data.fluid_crop_by not in ("pixel", "component"):
-        raise ConfigError(f"config key 'data.fluid_crop_by': must be 'pixel' or 'component', got {cfg.data.fluid_crop_by!r}")
+    if not (math.isfinite(cfg.objective.blob_weight) and cfg.objective.blob_weight >= 0):
+        raise ConfigError(f"config key 'objective.blob_weight': must be finite and >= 0, got {cfg.objective.blob_weight}")
+    if cfg.objective.blob_weight and cfg.objective.deep_supervision:
+        raise ConfigError("config key 'objective.blob_weight': not with objective.deep_supervision (on labels "
+                          "downsampled to the coarse levels small pockets vanish or split); turn one off")
     if cfg.objective.deep_supervision:
         if cfg.uses_contrastive or cfg.objective.mode in ("dann", "entropy_min"):
             raise ConfigError(f"config key 'objective.deep_supervision': mode {cfg.objective.mode} does not take it "

@@ -24,6 +24,7 @@ NORMS = ("batch", "instance", "group")
 STEMS = ("conv", "s2d", "s2d_refine")
 BN_STATS = ("joint", "labeled")
 GEOMETRIES = ("source", "native")
+FLUID_CROP_BY = ("pixel", "component")  # how a fluid-centred training crop picks its centre
 SCHEDULES = ("cosine", "poly", "constant")
 
 
@@ -151,8 +152,9 @@ class ObjectiveConfig:
     # Weight of the fluid classes in the cross-entropy of dice_ce (background 1): > 1 pushes recall
     # on small pockets; 1 = MONAI's DiceCELoss unchanged.
     ce_fluid_weight: float = 1.0
-    # Weight of the blob Dice (Kofler et al. 2023) added to the supervised loss: a soft Dice per reference
-    # fluid component, so a small pocket counts as much as a large one (segclr.losses.blob). 0 = off.
+    # Weight of the blob Dice (after Kofler et al. 2023) added to the supervised loss: a soft Dice per
+    # reference fluid component of the crop, so in that term a small pocket counts as much as a large one
+    # (segclr.losses.blob; logged inside loss/sup). 0 = off. Not with deep_supervision.
     blob_weight: float = 0.0
     # nnU-Net's deep supervision: 1x1 heads on the decoder's coarser levels add their Dice(+CE) against
     # labels resampled to each level, weighted 1, 1/2, 1/4, ... from the finest (modes without a

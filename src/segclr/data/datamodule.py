@@ -15,15 +15,15 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities import CombinedLoader
+from scipy import ndimage
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
-from segclr.config import RunConfig
+from segclr.config import FLUID_CROP_BY, RunConfig
 from segclr.data.domains import DomainBank, Volume
 from segclr.data.pairs import slice_pair
 from segclr.data.preprocess import Preprocessing, median_working_spacing, to_working
 from segclr.io.images import InputError
-from segclr.losses.blob import label_components
 
 
 @dataclass
@@ -97,17 +97,18 @@ class LabeledSlices(_Stream):
                  fluid_crop_by: str = "pixel") -> None:
         if not volumes:
             raise ValueError("no labeled volumes for training")
-        if fluid_crop_by not in ("pixel", "component"):
-            raise ValueError(f"fluid_crop_by must be 'pixel' or 'component', got {fluid_crop_by!r}")
+        if fluid_crop_by not in FLUID_CROP_BY:
+            raise ValueError(f"fluid_crop_by must be one of {', '.join(FLUID_CROP_BY)}, got {fluid_crop_by!r}")
         self.volumes, self.crop, self.seed, self.fluid_crop_prob = volumes, crop, seed, fluid_crop_prob
         self.fluid_crop_by = fluid_crop_by
         self._components: dict[tuple[int, int], list[Tensor]] = {}  # (volume, slice) -> pixels of each component
 
     def _slice_components(self, v: int, s: int) -> list[Tensor]:
         if (v, s) not in self._components:
-            labels, n = label_components((self.volumes[v].masks[s] > 0).numpy())
-            flat = torch.from_numpy(labels)
-            self._components[(v, s)] = [torch.nonzero(flat == c) for c in range(1, n + 1)]
+            labels, n = ndimage.label((self.volumes[v].masks[s] > 0).numpy(), structure=np.ones((3, 3), dtype=bool))
+            pixels = torch.nonzero(torch.from_numpy(labels))              # row-major, as torch.nonzero(mask)
+            owner = torch.from_numpy(labels)[pixels[:, 0], pixels[:, 1]]
+            self._components[(v, s)] = [pixels[owner == c] for c in range(1, n + 1)]
         return self._components[(v, s)]
 
     def sample(self, rng: np.random.Generator, k: int) -> dict:

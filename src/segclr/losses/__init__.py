@@ -1,6 +1,6 @@
 """Losses of SegCLR: supervised Dice(/CE), the blob Dice per fluid component, and contrastive NT-Xent / SimSiam.
 
-Bottom layer: imports only torch, MONAI and SciPy, nothing else from ``segclr``.
+Bottom layer: imports only torch, NumPy, SciPy and MONAI, nothing else from ``segclr``.
 """
 
 from segclr.losses.blob import blob_dice_loss, label_components
