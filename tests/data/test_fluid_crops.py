@@ -25,9 +25,9 @@ def _centre_is_small(stream: LabeledSlices, k: int) -> bool:
 
 
 def test_component_sampling_centres_small_pockets_as_often_as_large_ones():
-    by_pixel = sum(_centre_is_small(LabeledSlices([_volume()], 16, 3, 1.0, "pixel"), k) for k in range(400)) / 400
-    by_component = sum(_centre_is_small(LabeledSlices([_volume()], 16, 3, 1.0, "component"), k)
-                       for k in range(400)) / 400
+    pixel, component = (LabeledSlices([_volume()], 16, 3, 1.0, by) for by in ("pixel", "component"))
+    by_pixel = sum(_centre_is_small(pixel, k) for k in range(400)) / 400
+    by_component = sum(_centre_is_small(component, k) for k in range(400)) / 400
     assert by_pixel < 0.05                    # 4 of 404 fluid pixels
     assert 0.4 < by_component < 0.6           # one of two components
 

@@ -106,8 +106,9 @@ class LabeledSlices(_Stream):
     def _slice_components(self, v: int, s: int) -> list[Tensor]:
         if (v, s) not in self._components:
             labels, n = ndimage.label((self.volumes[v].masks[s] > 0).numpy(), structure=np.ones((3, 3), dtype=bool))
-            pixels = torch.nonzero(torch.from_numpy(labels))              # row-major, as torch.nonzero(mask)
-            owner = torch.from_numpy(labels)[pixels[:, 0], pixels[:, 1]]
+            labels = torch.from_numpy(labels)
+            pixels = torch.nonzero(labels)                                # row-major, as torch.nonzero(mask)
+            owner = labels[pixels[:, 0], pixels[:, 1]]
             self._components[(v, s)] = [pixels[owner == c] for c in range(1, n + 1)]
         return self._components[(v, s)]
 
