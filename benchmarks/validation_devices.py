@@ -29,8 +29,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from segclr.config import from_dict
-from segclr.evaluation.benchmark import score_volumes
-from segclr.experiment.runner import bank_for
+from segclr.experiment.runner import bank_for, evaluate_validation
 from segclr.experiment.spec import Cell
 from segclr.inference.predict import Predictor
 from segclr.io.atomic import atomic_write_text
@@ -38,8 +37,8 @@ from segclr.io.atomic import atomic_write_text
 DEVICES = ("cirrus_like", "topcon_like")
 
 
-def score_cell(rec: dict, runs: list[Path], devices: list[str], banks: dict) -> dict[str, dict]:
-    """device -> {pooled, per_bscan, n} of one cell's model on its validation patients rendered as ``device``."""
+def cell_model(rec: dict, runs: list[Path]) -> Path:
+    """The trained model of one cell record under ``runs`` (as ``segclr experiment`` leaves it)."""
     cfg = from_dict(rec["config"])
     run_key = Cell(rec["method"], rec["target_device"], rec["seed"], cfg, hash=rec["config_hash"]).run_key
     model = next((m for r in runs if (m := r / run_key / "train" / "model.safetensors").is_file()), None)
@@ -47,15 +46,22 @@ def score_cell(rec: dict, runs: list[Path], devices: list[str], banks: dict) -> 
         raise FileNotFoundError(f"{run_key}: no model.safetensors under {' '.join(map(str, runs))}")
     if not cfg.data.val_patients:
         raise ValueError(f"{run_key}: its config holds no data.val_patients (not a validation search)")
-    bank = bank_for(banks, cfg)
-    predictor = Predictor(model)
+    return model
+
+
+def score_devices(predictor: Predictor, cfg, devices: list[str], banks: dict) -> dict[str, dict]:
+    """device -> {pooled, per_bscan, n} of ``predictor`` on ``cfg``'s validation patients rendered as ``device``."""
+    summaries = evaluate_validation(predictor, bank_for(banks, cfg), cfg, domains=list(devices))
     out = {}
-    for device in devices:
-        vols = [v for v in bank.volumes(device, "source_train") if v.patient in set(cfg.data.val_patients)]
-        summary = score_volumes(predictor, device, vols, progress=False)
+    for device, summary in summaries.items():
         fluid = next(m for m in summary["mean"].values() if m["name"] != "background")
         out[device] = {"pooled": fluid["pooled_Dice"], "per_bscan": fluid["Dice"], "n": len(summary["metric_per_case"])}
     return out
+
+
+def score_cell(rec: dict, runs: list[Path], devices: list[str], banks: dict) -> dict[str, dict]:
+    """device -> {pooled, per_bscan, n} of one cell's model on its validation patients rendered as ``device``."""
+    return score_devices(Predictor(cell_model(rec, runs)), from_dict(rec["config"]), devices, banks)
 
 
 def paired(scores: dict, method: str, baseline: str, device: str, key: str) -> list[float]:

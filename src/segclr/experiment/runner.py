@@ -98,16 +98,21 @@ def bank_for(banks: dict, cfg: RunConfig) -> DomainBank:
     return banks[key]
 
 
-def evaluate_validation(predictor: Predictor, bank: DomainBank, cfg: RunConfig, progress: bool = False) -> dict:
-    """domain -> summary over the held-out validation patients (``data.val_patients``) of the source domain.
+def evaluate_validation(predictor: Predictor, bank: DomainBank, cfg: RunConfig, progress: bool = False,
+                        domains: list[str] | None = None) -> dict:
+    """domain -> summary over the held-out validation patients (``data.val_patients``) of the source domain,
+    or of each of ``domains`` (the same patients rendered as those devices).
 
     Recipe searches score here, so the test patients are never looked at while choosing.
     """
     if not cfg.data.val_patients:
         raise ConfigError("evaluate_on: validation needs data.val_patients (source patients held out of training)")
-    src = cfg.data.source_domain
-    vols = [v for v in bank.volumes(src, "source_train") if v.patient in set(cfg.data.val_patients)]
-    return {src: score_volumes(predictor, src, vols, progress, f"validate {src}")}
+    held_out = set(cfg.data.val_patients)
+    out = {}
+    for d in domains or [cfg.data.source_domain]:
+        vols = [v for v in bank.volumes(d, "source_train") if v.patient in held_out]
+        out[d] = score_volumes(predictor, d, vols, progress, f"validate {d}")
+    return out
 
 
 def eval_device(cfg: RunConfig) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,18 +61,48 @@ class Predictor:
     ``net`` is an inference copy of the bundle's UNet: batch norm folded into the convolutions and, on
     the CPU, channels_last weights (the same function, faster; :func:`prepare_for_inference`). To train
     further, take the network as stored (:func:`stored_network`) instead.
+
+    ``checkpoint`` may be a list of bundles: an ensemble (as nnU-Net ensembles its folds). Every member
+    segments the B-scan and their softmax probabilities are averaged before the argmax and the
+    post-processing. Members must share classes, preprocessing and post-processing (else
+    :class:`InputError` naming the bundle); ``net``, ``meta`` and the shift statistics are the first
+    member's; ``others`` holds the rest and ``nets`` all of them.
     """
 
-    def __init__(self, checkpoint: str | Path, device: str | torch.device = "cpu", postprocess: bool = True) -> None:
-        state, meta = load_bundle(checkpoint)
+    def __init__(self, checkpoint: str | Path | Sequence[str | Path], device: str | torch.device = "cpu",
+                 postprocess: bool = True) -> None:
+        paths = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
+        if not paths:
+            raise InputError("no model bundle given (an ensemble needs at least one)")
+        state, meta = load_bundle(paths[0])
         state, self.shift_stats = split_bundle_tensors(state)
         self.meta = meta
+        self.checkpoints: list[str] = [str(p) for p in paths]
         self.classes: list[str] = list(meta["classes"])
         self.prep = Preprocessing(**meta["preprocess"])
         self.device = torch.device(device)
-        self.net = prepare_for_inference(stored_network(checkpoint, state, meta), self.device)
+        self.net = prepare_for_inference(stored_network(paths[0], state, meta), self.device)
         self.postprocess_params = normalize_params(meta.get("postprocess"))
         self.postprocess = bool(postprocess)
+        self.others: list[UNet] = [self._member(p, paths[0]) for p in paths[1:]]
+
+    @property
+    def nets(self) -> list[UNet]:
+        """Every member network, ``net`` first (one for a single bundle)."""
+        return [self.net, *self.others]
+
+    def _member(self, checkpoint: str | Path, first: str | Path) -> UNet:
+        """Another ensemble member: its classes, preprocessing and post-processing must be the first's."""
+        state, meta = load_bundle(checkpoint)
+        for key, mine, theirs in (("classes", list(meta["classes"]), self.classes),
+                                  ("preprocess", meta["preprocess"], self.meta["preprocess"]),
+                                  ("postprocess", normalize_params(meta.get("postprocess")), self.postprocess_params)):
+            if mine != theirs:
+                raise InputError(f"{checkpoint}: cannot ensemble it with {first}: its {key} differ "
+                                 f"({mine!r} against {theirs!r}); members must be trained with the same "
+                                 f"classes, preprocessing and post-processing")
+        state, _ = split_bundle_tensors(state)
+        return prepare_for_inference(stored_network(checkpoint, state, meta), self.device)
 
     @property
     def applied_postprocess(self) -> dict | None:
@@ -136,10 +167,17 @@ class Predictor:
         (N, C') pooled bottleneck features the shift score is computed from."""
         x, (wh, ww) = self._network_input(images, spacing_um)
         h, w = np.asarray(images).shape[-2:]
-        feats = self.net.encode(x)
-        emb = pooled_bottleneck(feats[-1]) if embed else None
-        logits = self.net.decode(feats)[..., :wh, :ww].contiguous()  # channels_last on the CPU
-        probs = torch.softmax(logits.float(), dim=1)
+        emb, probs = None, None
+        nets = self.nets
+        for i, net in enumerate(nets):  # an ensemble averages its members' probabilities
+            feats = net.encode(x)
+            if embed and i == 0:
+                emb = pooled_bottleneck(feats[-1])
+            logits = net.decode(feats)[..., :wh, :ww].contiguous()  # channels_last on the CPU
+            p = torch.softmax(logits.float(), dim=1)
+            probs = p if probs is None else probs.add_(p)
+        if len(nets) > 1:
+            probs = probs.div_(len(nets))
         if (wh, ww) != (h, w):
             probs = F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
         return probs.cpu(), emb
