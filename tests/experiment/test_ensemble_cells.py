@@ -72,3 +72,17 @@ def test_thresholded_masks_pick_the_likeliest_fluid_class(load_script):
     assert search.masks_at(probs, 0.5).tolist() == [[0, 1, 1]]  # fluid sums 0.4, 0.7, 0.8
     assert search.masks_at(probs, 0.75).tolist() == [[0, 0, 1]]
     assert search.masks_at(probs, 0.35).tolist() == [[2, 1, 1]]  # then the likeliest fluid class
+
+
+def test_erosion_shrinks_the_fluid_and_keeps_its_classes(load_script):
+    import numpy as np
+
+    search = load_script("benchmarks/inference_search.py")
+    mask = np.zeros((9, 9), np.uint8)
+    mask[2:7, 2:5] = 1
+    mask[2:7, 5:7] = 2  # a 5 x 5 pocket of two classes
+    assert search.erode_fluid(mask, 0) is mask
+    one = search.erode_fluid(mask, 1)
+    assert (one > 0).sum() == 9 and one[3:6, 3:6].tolist() == [[1, 1, 2]] * 3  # the 3 x 3 core, classes kept
+    assert (search.erode_fluid(mask, 2) > 0).sum() == 1 and search.erode_fluid(mask, 3).sum() == 0
+    assert search.setting_key(0.5, False, 0) == "0.5/False/0"
