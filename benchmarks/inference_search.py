@@ -34,8 +34,8 @@ Outcome: none passes (pooled Dice within 0.001 of 0.5's at every threshold; docs
 fluid is marked with > 0.8 probability. Where it lies (benchmarks/fluid_excess.py on the same validation
 B-scans, seeds 0-3; docs/results/recipe_levers/fluid_excess.md): of the predicted fluid pixels outside the
 reference, 43-47 % are within 3 px of it, 33-35 % at 4-10 px and 18-23 % further away; the excess is
-0.43-0.50x the reference's 128,025 fluid pixels, of which the models find 102,000-105,300. So the
-predicted pockets are drawn wider than the graders drew them.
+0.43-0.50x the reference's 128,025 fluid pixels, of which the models find 102,000-105,300. So most of the
+excess lies along the reference's pockets, as if they were drawn wider than the graders drew them.
 
 Third use (2026-11-28, fourteenth sitting; this paragraph committed before it ran): erode the predicted
 fluid by 1, 2 or 3 px (4-connected steps, before the shipped post-processing) at threshold 0.5, no flip, on
@@ -45,6 +45,10 @@ post-processing setting stored in the bundle; none that passes leaves the masks 
     python benchmarks/inference_search.py --runs runs/recipe_levers/runs/v0_recipe --seeds 0 1 2 3 \
         --val-patients 4 5 --thresholds 0.5 --erode 1 2 3 --no-flip --devices cirrus_like topcon_like \
         --out docs/results/recipe_levers --name erosion_search
+
+Outcome: none passes. 1 px leaves pooled Dice level (+0.0003) and loses Dice per B-scan on three of the four
+models; 2 and 3 px lose both. Trimming a uniform margin removes as many true boundary pixels as excess ones:
+the outlines differ from the graders' in shape, not by a constant margin (docs/quality.md 1j).
 """
 
 from __future__ import annotations
