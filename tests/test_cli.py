@@ -63,7 +63,11 @@ def test_evaluate_writes_nnunet_like_summary(run_dir, scans, tmp_path, capsys):
     assert len(summary["metric_per_case"]) == 3
     assert set(summary["mean"]) == {"1"} and summary["mean"]["1"]["name"] == "fluid"
     assert 0.0 <= summary["mean"]["1"]["pooled_Dice"] <= 1.0
-    assert "pooled Dice" in capsys.readouterr().out
+    m = [c["metrics"]["1"] for c in summary["metric_per_case"]]
+    ratio = sum(c["n_pred"] for c in m) / sum(c["n_ref"] for c in m)
+    assert summary["mean"]["1"]["area_ratio"] == pytest.approx(ratio)
+    printed = capsys.readouterr().out
+    assert "pooled Dice" in printed and "area pred/ref" in printed and f"{ratio:.3f}" in printed
 
 
 def test_predict_writes_masks_at_input_size(run_dir, scans, tmp_path):
@@ -252,7 +256,9 @@ def test_evaluate_a_dataset_file_scores_its_test_role(run_dir, tmp_path, capsys)
     assert summary["role"] == "test" and len(summary["metric_per_case"]) == 11
     assert all("#" in c["reference_file"] and "p9_images" in c["reference_file"] for c in summary["metric_per_case"])
     assert summary["skipped_unlabeled_volumes"] == 1
-    assert "held-out volumes only" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "held-out volumes only" in printed and "area pred/ref" in printed
+    assert f"{summary['mean']['1']['area_ratio']:.3f}" in printed.splitlines()[2]  # on the domain's line
     assert main(["evaluate", "--checkpoint", str(run_dir), "--images", str(tmp_path / "dataset.yaml"),
                  "--role", "source_train"]) == 0
     assert "NOT held out" in capsys.readouterr().out

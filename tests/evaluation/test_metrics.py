@@ -147,3 +147,23 @@ def test_bscan_summary_follows_the_nnunet_rule_per_bscan():
     assert out["dice_fluid_bscans"] == pytest.approx(2 / 3)
     assert out["dice_pooled"] == pytest.approx(4 / (4 + 1 + 2))
     assert (out["false_positive_bscans"], out["empty_bscans"]) == (1, 2)
+    assert out["area_ratio"] == pytest.approx(3 / 4)  # 3 px predicted (1 false, 2 found) over 4 px graded
+
+
+def test_area_ratio_shows_the_volume_bias_that_dice_hides():
+    from segclr.evaluation.metrics import area_ratio, bscan_counts
+
+    ref = np.zeros((8, 8), np.uint8)
+    ref[2:6, 2:6] = 1                    # 16 px
+    wide = np.zeros_like(ref)
+    wide[1:7, 1:7] = 1                   # 36 px around them
+    narrow = np.zeros_like(ref)
+    narrow[3:5, 2:6] = 1                 # 8 of them
+    acc = DiceAccumulator({1: "fluid"})
+    acc.add("wide", wide, ref)
+    assert acc.per_label()["1"]["area_ratio"] == pytest.approx(36 / 16)
+    acc.add("narrow", narrow, ref)
+    assert acc.per_label()["1"]["area_ratio"] == pytest.approx((36 + 8) / 32)  # summed over cases, not averaged
+    assert math.isnan(area_ratio(5, 0)) and area_ratio(0, 4) == 0.0
+    cases = [c["metrics"]["1"] for c in acc.cases]
+    assert bscan_counts(cases)["area_ratio"] == pytest.approx(44 / 32)

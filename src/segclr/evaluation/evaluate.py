@@ -74,11 +74,11 @@ def _json_nan(value):  # pragma: no cover - json calls this only for unknown typ
 
 
 def format_summary(summary: dict) -> str:
-    rows = [f"{'class':<12}{'Dice (per B-scan)':>20}{'pooled Dice':>14}{'B-scans':>9}{'NaN':>6}"]
+    """One line per class: Dice per B-scan, pooled Dice, predicted over reference area (1 = unbiased), counts."""
+    rows = [f"{'class':<12}{'Dice (per B-scan)':>20}{'pooled Dice':>14}{'area pred/ref':>15}{'B-scans':>9}{'NaN':>6}"]
     for label, v in summary["mean"].items():
-        rows.append(
-            f"{v['name']:<12}{_fmt(v['Dice']):>20}{_fmt(v['pooled_Dice']):>14}{v['n_cases']:>9}{v['n_nan']:>6}"
-        )
+        rows.append(f"{v['name']:<12}{_fmt(v['Dice']):>20}{_fmt(v['pooled_Dice']):>14}"
+                    f"{_fmt(v.get('area_ratio')):>15}{v['n_cases']:>9}{v['n_nan']:>6}")
     return "\n".join(rows)
 
 

@@ -64,6 +64,7 @@ class DiceAccumulator:
                 "name": name,
                 "Dice": nanmean([m["Dice"] for m in per_case]),
                 "pooled_Dice": dice_from_counts(tp, fp, fn),
+                "area_ratio": area_ratio(tp + fp, tp + fn),
                 "n_cases": len(per_case),
                 "n_nan": sum(math.isnan(m["Dice"]) for m in per_case),
             }
@@ -102,8 +103,16 @@ def bscan_summary(preds: list[np.ndarray], refs: list[np.ndarray], label: int = 
 
 def bscan_counts(per_case: list[dict]) -> dict:
     """From one class's per-case metrics (``Dice``, ``n_ref``, ``n_pred``): ``dice_fluid_bscans`` (mean Dice over the
-    B-scans whose reference has the class), ``false_positive_bscans`` and ``empty_bscans`` (see :func:`bscan_summary`)."""
+    B-scans whose reference has the class), ``false_positive_bscans`` and ``empty_bscans`` (see :func:`bscan_summary`),
+    and ``area_ratio`` (:func:`area_ratio` over all of them)."""
     fluid = [m["Dice"] for m in per_case if m["n_ref"] > 0]
     empty = [m for m in per_case if m["n_ref"] == 0]
     return {"dice_fluid_bscans": float(np.mean(fluid)) if fluid else float("nan"),
-            "false_positive_bscans": sum(m["n_pred"] > 0 for m in empty), "empty_bscans": len(empty)}
+            "false_positive_bscans": sum(m["n_pred"] > 0 for m in empty), "empty_bscans": len(empty),
+            "area_ratio": area_ratio(sum(m["n_pred"] for m in per_case), sum(m["n_ref"] for m in per_case))}
+
+
+def area_ratio(n_pred: int, n_ref: int) -> float:
+    """Predicted over reference area of a class, summed over cases: the bias of a fluid volume read off the masks
+    (1 = unbiased, > 1 over-estimates; Dice does not show it). NaN when the references hold none."""
+    return float(n_pred) / n_ref if n_ref > 0 else float("nan")

@@ -66,19 +66,23 @@ def evaluate_dataset(checkpoint: str | Path, dataset: str | Path, role: str = "t
 
 
 def format_dataset_summary(summary: dict) -> str:
-    """One line per domain (and the total): Dice per B-scan, pooled Dice, B-scans."""
+    """One line per domain (and the total): Dice per B-scan, pooled Dice, predicted over reference area, B-scans."""
     rows = [f"role {summary['role']} of {summary['dataset']} (held-out volumes only"
             + (")" if summary["role"] == "test" else "; NOT held out: this role is used in training)"),
-            f"{'domain':<16}{'Dice (per B-scan)':>20}{'pooled Dice':>14}{'B-scans':>9}"]
+            f"{'domain':<16}{'Dice (per B-scan)':>20}{'pooled Dice':>14}{'area pred/ref':>15}{'B-scans':>9}"]
     items = list(summary["per_domain"].items())
     if len(items) > 1:
-        items.append(("all", {"foreground_mean": summary["foreground_mean"], "n_bscans": len(summary["metric_per_case"])}))
+        items.append(("all", {"foreground_mean": summary["foreground_mean"], "mean": summary["mean"],
+                              "n_bscans": len(summary["metric_per_case"])}))
     for d, s in items:
         fg = s["foreground_mean"]
-        rows.append(f"{d:<16}{_fmt(fg['Dice']):>20}{_fmt(fg['pooled_Dice']):>14}{s['n_bscans']:>9}")
         classes = s.get("mean", {})
+        # the area ratio is per class: on the domain's line only when it has one class
+        ratio = next(iter(classes.values())).get("area_ratio") if len(classes) == 1 else None
+        rows.append(f"{d:<16}{_fmt(fg['Dice']):>20}{_fmt(fg['pooled_Dice']):>14}{_fmt(ratio):>15}{s['n_bscans']:>9}")
         if len(classes) > 1:  # several foreground classes: one line each under the domain's mean
-            rows += [f"  {v['name']:<14}{_fmt(v['Dice']):>20}{_fmt(v['pooled_Dice']):>14}" for v in classes.values()]
+            rows += [f"  {v['name']:<14}{_fmt(v['Dice']):>20}{_fmt(v['pooled_Dice']):>14}{_fmt(v.get('area_ratio')):>15}"
+                     for v in classes.values()]
     if summary.get("skipped_unlabeled_volumes"):
         rows.append(f"({summary['skipped_unlabeled_volumes']} unlabeled volume(s) of this role skipped)")
     return "\n".join(rows)
