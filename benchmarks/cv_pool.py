@@ -81,6 +81,8 @@ def pool_row(cells: dict, folds: list[str], seed: int, domain: str, cls: str) ->
             raise CVError(f"{method}: its held-out patients {patients} overlap another fold's ({held})")
         held.append(patients)
         fc = fold_cases(rec, domain, cls)
+        if not fc:
+            raise CVError(f"{method} seed {seed}: no per-B-scan records of {domain}/{cls} in its cell")
         per_fold[method] = pooled_scores(fc)
         cases += fc
     return pooled_scores(cases), per_fold, held

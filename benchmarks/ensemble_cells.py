@@ -20,7 +20,8 @@ seconds (from their cell records: the ensemble's training cost). The test patien
         --runs runs/recipe_levers/runs --method v6_recipe_248 --groups 0,1,2 3,4,5 \\
         --baseline v0_recipe --baseline-seeds 0 1 --out docs/results/recipe_levers/ensembles
 
-Exit status 2 when a record or a model is missing; 0 otherwise (the verdict is printed, not signalled).
+Exit status 2 when a record or a model is missing, or when the ensembles and the baseline are not scored on the
+same B-scans; 0 otherwise (the verdict is printed, not signalled). Everything is scored on the CPU.
 """
 
 from __future__ import annotations
@@ -67,18 +68,39 @@ def fluid_scores(summary: dict) -> dict:
     """Pooled Dice, Dice per B-scan, and the B-scan counts of the (first) fluid class of a summary."""
     key, m = next((k, m) for k, m in summary["mean"].items() if m["name"] != "background")
     counts = bscan_counts([c["metrics"][key] for c in summary["metric_per_case"]])
-    return {"pooled": m["pooled_Dice"], "per_bscan": m["Dice"], **counts, "n": len(summary["metric_per_case"])}
+    return {"class": m["name"], "pooled": m["pooled_Dice"], "per_bscan": m["Dice"], **counts,
+            "n": len(summary["metric_per_case"])}
 
 
-def score(models: list[Path], cfg, on: str, devices: list[str], banks: dict) -> dict[str, dict]:
-    """domain -> fluid scores of the ensemble of ``models`` (one model: a single network)."""
+def scored_on(cfg) -> tuple:
+    """What a cell's scores depend on besides its model: the bank, the validation patients, the test domains."""
+    d = cfg.data
+    return (d.dataset, d.simulation_seed, d.geometry, tuple(sorted(d.val_patients or [])), tuple(d.eval_domains))
+
+
+def member_scores(rec: dict, scores: dict[str, dict], cases: dict[str, set]) -> dict:
+    """A member's committed pooled Dice and Dice per B-scan per domain, where its record holds exactly the B-scans
+    the ensemble was scored on (else that domain is left out: they would not be comparable)."""
+    out = {}
+    for d, s in scores.items():
+        names = {c["case"] for c in rec["cases"] if c["domain"] == d and c["class"] == s["class"]}
+        row = next((r for r in rec["rows"] if r["domain"] == d and r["class"] == s["class"]), None)
+        if row is not None and names == cases[d]:
+            out[d] = {"pooled": row["dice_pooled"], "per_bscan": row["dice_mean"]}
+    return out
+
+
+def score(models: list[Path], cfg, on: str, devices: list[str], banks: dict) -> tuple[dict[str, dict], dict[str, set]]:
+    """domain -> fluid scores of the ensemble of ``models`` (one model: a single network), and domain -> the names
+    of the B-scans scored. On the CPU (cells trained on a GPU were scored there: float noise apart, the same)."""
     predictor = Predictor(models)
     bank = bank_for(banks, cfg)
     if on == "validation":
         summaries = evaluate_validation(predictor, bank, cfg, domains=[cfg.data.source_domain, *devices])
     else:
         summaries = evaluate_domains(predictor, bank, list(cfg.data.eval_domains), progress=False)
-    return {d: fluid_scores(s) for d, s in summaries.items()}
+    return ({d: fluid_scores(s) for d, s in summaries.items()},
+            {d: {c["reference_file"] for c in s["metric_per_case"]} for d, s in summaries.items()})
 
 
 def line(name: str, scores: dict) -> str:
@@ -115,17 +137,20 @@ def main(argv: list[str] | None = None) -> int:
         for seeds, base_seed in zip(groups, args.baseline_seeds):
             members = [find_record(records, args.method, s) for s in seeds]
             base = find_record(records, args.baseline, base_seed)
-            ens = score([model_of(r, args.runs) for r in members], from_dict(members[0]["config"]), args.on,
-                        args.devices, banks)
-            single = score([model_of(base, args.runs)], from_dict(base["config"]), args.on, args.devices, banks)
+            where = {scored_on(from_dict(r["config"])) for r in (*members, base)}
+            if len(where) > 1:
+                raise ValueError(f"{args.method} seeds {seeds} and {args.baseline} seed {base_seed} are not scored on "
+                                 "the same B-scans (dataset, simulation seed, geometry, validation patients or test "
+                                 "domains differ): their differences would not be paired")
+            ens, cases = score([model_of(r, args.runs) for r in members], from_dict(members[0]["config"]), args.on,
+                               args.devices, banks)
+            single, _ = score([model_of(base, args.runs)], from_dict(base["config"]), args.on, args.devices, banks)
             results.append({"seeds": seeds, "baseline_seed": base_seed, "ensemble": ens, "baseline": single,
                             "train_seconds": sum(r["train_seconds"] for r in members),
                             "baseline_train_seconds": base["train_seconds"],
-                            "members": {str(r["seed"]): {row["domain"]: {"pooled": row["dice_pooled"],
-                                                                        "per_bscan": row["dice_mean"]}
-                                                         for row in r["rows"]} for r in members}})
+                            "members": {str(r["seed"]): member_scores(r, ens, cases) for r in members}})
             print(f"scored {args.method} seeds {seeds} against {args.baseline} seed {base_seed}", flush=True)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     text = report(results, args)
@@ -158,7 +183,10 @@ def report(results: list[dict], args) -> str:
     lines += ["", f"What ensembling adds over its own members on {src} (ensemble - mean of the members' records):", ""]
     for r in results:
         mem = [m[src] for m in r["members"].values() if src in m]
-        if mem:
+        if len(mem) < len(r["members"]):
+            lines.append(f"- seeds {','.join(map(str, r['seeds']))}: not comparable (the members' records hold other "
+                         f"B-scans of {src} than the ensemble was scored on, e.g. --on test for a validation grid)")
+        elif mem:
             lines.append(f"- seeds {','.join(map(str, r['seeds']))}: pooled "
                          f"{r['ensemble'][src]['pooled'] - statistics.fmean(m['pooled'] for m in mem):+.3f}, per B-scan "
                          f"{r['ensemble'][src]['per_bscan'] - statistics.fmean(m['per_bscan'] for m in mem):+.3f}")

@@ -113,6 +113,12 @@ def passes_rule(diffs: dict[str, dict], guard: dict[str, float] | None = None, t
             and all(v >= tolerance for v in (guard or {}).values()))
 
 
+def bank_key(pred: Predictor) -> tuple:
+    """The bank a model trained on (dataset, simulation seed, geometry): its validation B-scans come from there."""
+    d = from_dict(pred.meta["training"]["config"]).data
+    return d.dataset, d.simulation_seed, d.geometry
+
+
 def validation_cases(pred: Predictor, banks: dict, val_patients: list[int], domain: str):
     """(images, references, spacing) of the validation patients rendered as ``domain``, from the bank the model
     trained on (its simulation seed and geometry)."""
@@ -159,10 +165,15 @@ def main(argv: list[str] | None = None) -> int:
         pred = Predictor(bundle, postprocess=False)
         if set(pred.meta["training"]["config"]["data"].get("val_patients", [])) != set(args.val_patients):
             raise SystemExit(f"{bundle}: trained with other validation patients")
+        if preds and bank_key(pred) != bank_key(next(iter(preds.values()))):
+            raise SystemExit(f"{bundle}: trained on another bank (dataset, simulation seed, geometry) than "
+                             f"{next(iter(preds))}: the models must be scored on the same B-scans")
         preds[name] = pred
         per_model[name] = {}
         for domain in domains:
-            images, refs, spacing = cases.setdefault(domain, validation_cases(pred, banks, args.val_patients, domain))
+            if domain not in cases:  # every model is scored on the same B-scans (checked above)
+                cases[domain] = validation_cases(pred, banks, args.val_patients, domain)
+            images, refs, spacing = cases[domain]
             per_model[name][domain] = {}
             for flip in flips:
                 probs_by[(name, domain, flip)] = probabilities(pred, images, spacing, flip)

@@ -57,10 +57,13 @@ def _ms(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
-def _area(values: list[float]) -> str:
-    """Mean and range of the per-seed area ratios, or 'not recorded' (rows re-scored before it was kept)."""
-    if any(v != v for v in values):
+def _area(values: list[float | None]) -> str:
+    """Mean and range of the per-seed area ratios; 'not recorded' for re-scored rows written before the column
+    existed (None), 'n/a' when a seed's references hold no fluid (NaN)."""
+    if any(v is None for v in values):
         return "not recorded"
+    if any(v != v for v in values):
+        return "n/a"
     return f"{statistics.mean(values):.2f} ({min(values):.2f}-{max(values):.2f})" if len(values) > 1 else f"{values[0]:.2f}"
 
 
@@ -120,7 +123,8 @@ def rescored_metrics(rescored: dict, cells: list[dict], domain: str) -> dict[str
         out.setdefault(f"{row['method']} at {rescored['min_component_px']} px", []).append({
             "seed": row["seed"], "pooled": float(row["pooled_Dice"]), "per_bscan": float(row["Dice"]),
             "fluid_bscans": float(row["dice_fluid_bscans"]), "false_pos": int(row["false_positive_bscans"]),
-            "empty": int(row["empty_bscans"]), "area_ratio": float(row.get("area_ratio", "nan")),
+            "empty": int(row["empty_bscans"]),
+            "area_ratio": float(row["area_ratio"]) if "area_ratio" in row else None,
             "train_seconds": float(cell["train_seconds"]),
             "steps": int(cell["config"]["trainer"]["max_steps"])})
     return out

@@ -56,6 +56,17 @@ def test_targets_are_checked_on_the_rescored_row(tmp_path, load_script):
     # the cells' own rows stay, scored as they ran: per B-scan 0.4 for "old", 0.2 for "full"
     assert any(line.startswith("| old | 0, 1 | 0.700 ± 0.000 | 0.400 ± 0.000 |") for line in text.splitlines())
     assert any(line.startswith("| full | 0, 1 | 0.600 ± 0.000 | 0.200 ± 0.000 |") for line in text.splitlines())
+    # fluid area, predicted over graded: 2 x 40 px over 2 x 50 px per seed in the cells; a re-scored file written
+    # before the column existed records none
+    full = next(line for line in text.splitlines() if line.startswith("| full | 0, 1 |"))
+    assert "| 0.80 (0.80-0.80) |" in full and "| not recorded |" in row
+    _rescored(rescored, "full", [(0, 0.76, 0.62, 0), (1, 0.78, 0.66, 1)])
+    data = json.loads(rescored.read_text())
+    for r, ratio in zip(data["rows"], (0.9, 1.1)):
+        r["area_ratio"] = ratio
+    rescored.write_text(json.dumps(data))
+    _, text = _run(report, tmp_path, "--rescored", str(rescored), "--recipe", "full at 80 px")
+    assert "| 1.00 (0.90-1.10) |" in next(line for line in text.splitlines() if line.startswith("| full at 80 px |"))
 
 
 def test_an_unknown_recipe_or_an_orphan_rescored_row_is_refused(tmp_path, load_script):

@@ -130,6 +130,7 @@ class VolumeEvaluator:
                 "name": name,
                 "Dice": per_label[key]["Dice"],
                 "pooled_Dice": per_label[key]["pooled_Dice"],
+                "area_ratio": per_label[key]["area_ratio"],
                 "IoU": nanmean([m["IoU"] for m in ms]),
                 "Dice_slice_mean": slice_label[key]["Dice"],
                 "HD95_mm": nanmean([m["HD95_mm"] for m in ms]),
@@ -318,10 +319,11 @@ def write_summary(path: str | Path, summary: dict) -> None:
 
 
 def format_volume_summary(summary: dict) -> str:
-    rows = [f"{'class':<12}{'Dice (volume)':>15}{'Dice (B-scan)':>15}{'pooled Dice':>13}{'HD95 mm':>10}{'volumes':>9}"]
+    rows = [f"{'class':<12}{'Dice (volume)':>15}{'Dice (B-scan)':>15}{'pooled Dice':>13}{'volume pred/ref':>17}"
+            f"{'HD95 mm':>10}{'volumes':>9}"]
     for v in summary["mean"].values():
         rows.append(f"{v['name']:<12}{_fmt(v['Dice']):>15}{_fmt(v['Dice_slice_mean']):>15}"
-                    f"{_fmt(v['pooled_Dice']):>13}{_fmt(v['HD95_mm']):>10}{v['n_cases']:>9}")
+                    f"{_fmt(v['pooled_Dice']):>13}{_fmt(v.get('area_ratio')):>17}{_fmt(v['HD95_mm']):>10}{v['n_cases']:>9}")
     return "\n".join(rows)
 
 

@@ -95,7 +95,7 @@ class Predictor:
         """Another ensemble member: its classes, preprocessing and post-processing must be the first's."""
         state, meta = load_bundle(checkpoint)
         for key, mine, theirs in (("classes", list(meta["classes"]), self.classes),
-                                  ("preprocess", meta["preprocess"], self.meta["preprocess"]),
+                                  ("preprocess", Preprocessing(**meta["preprocess"]), self.prep),
                                   ("postprocess", normalize_params(meta.get("postprocess")), self.postprocess_params)):
             if mine != theirs:
                 raise InputError(f"{checkpoint}: cannot ensemble it with {first}: its {key} differ "
