@@ -40,8 +40,7 @@ if (SRC / "segclr").is_dir() and str(SRC) not in sys.path:  # a clone without `p
 from segclr.config import from_dict  # noqa: E402
 from segclr.evaluation.benchmark import evaluate_domains  # noqa: E402
 from segclr.evaluation.metrics import bscan_counts  # noqa: E402
-from segclr.experiment.runner import bank_for, evaluate_validation  # noqa: E402
-from segclr.experiment.spec import Cell  # noqa: E402
+from segclr.experiment.runner import bank_for, evaluate_validation, trained_model  # noqa: E402
 from segclr.inference.predict import Predictor  # noqa: E402
 from segclr.io.atomic import atomic_write_text  # noqa: E402
 
@@ -56,11 +55,10 @@ def find_record(records: list[dict], method: str, seed: int) -> dict:
 
 
 def model_of(rec: dict, runs: list[Path]) -> Path:
-    cfg = from_dict(rec["config"])
-    run_key = Cell(rec["method"], rec["target_device"], rec["seed"], cfg, hash=rec["config_hash"]).run_key
-    model = next((m for r in runs if (m := r / run_key / "train" / "model.safetensors").is_file()), None)
+    model = trained_model(rec, runs)
     if model is None:
-        raise FileNotFoundError(f"{run_key}: no model.safetensors under {' '.join(map(str, runs))}")
+        raise FileNotFoundError(f"{rec['method']}/{rec['target_device']}/seed{rec['seed']}: no model.safetensors "
+                                f"under {' '.join(map(str, runs))}")
     return model
 
 

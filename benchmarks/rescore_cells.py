@@ -30,8 +30,7 @@ from pathlib import Path
 
 from segclr.config import from_dict
 from segclr.evaluation.metrics import bscan_counts
-from segclr.experiment.runner import bank_for, score_model
-from segclr.experiment.spec import Cell
+from segclr.experiment.runner import bank_for, score_model, trained_model
 from segclr.io.atomic import atomic_write_text
 
 
@@ -63,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         if not any(fnmatch(rec["method"], p) for p in args.methods):
             continue
         cfg = from_dict(rec["config"])
-        run_key = Cell(rec["method"], rec["target_device"], rec["seed"], cfg, hash=rec["config_hash"]).run_key
-        model = next((m for runs in args.runs if (m := runs / run_key / "train" / "model.safetensors").is_file()), None)
+        model = trained_model(rec, args.runs)
         if model is None:
             missing += 1
             continue

@@ -29,8 +29,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from segclr.config import from_dict
-from segclr.experiment.runner import bank_for, evaluate_validation
-from segclr.experiment.spec import Cell
+from segclr.experiment.runner import bank_for, evaluate_validation, trained_model
 from segclr.inference.predict import Predictor
 from segclr.io.atomic import atomic_write_text
 
@@ -39,13 +38,12 @@ DEVICES = ("cirrus_like", "topcon_like")
 
 def cell_model(rec: dict, runs: list[Path]) -> Path:
     """The trained model of one cell record under ``runs`` (as ``segclr experiment`` leaves it)."""
-    cfg = from_dict(rec["config"])
-    run_key = Cell(rec["method"], rec["target_device"], rec["seed"], cfg, hash=rec["config_hash"]).run_key
-    model = next((m for r in runs if (m := r / run_key / "train" / "model.safetensors").is_file()), None)
+    name = f"{rec['method']}/{rec['target_device']}/seed{rec['seed']}"
+    model = trained_model(rec, runs)
     if model is None:
-        raise FileNotFoundError(f"{run_key}: no model.safetensors under {' '.join(map(str, runs))}")
-    if not cfg.data.val_patients:
-        raise ValueError(f"{run_key}: its config holds no data.val_patients (not a validation search)")
+        raise FileNotFoundError(f"{name}: no model.safetensors under {' '.join(map(str, runs))}")
+    if not from_dict(rec["config"]).data.val_patients:
+        raise ValueError(f"{name}: its config holds no data.val_patients (not a validation search)")
     return model
 
 

@@ -115,6 +115,14 @@ def evaluate_validation(predictor: Predictor, bank: DomainBank, cfg: RunConfig, 
     return out
 
 
+def trained_model(rec: dict, runs: list[Path]) -> Path | None:
+    """A committed cell record's trained model, searched under each of ``runs`` (an experiment's ``--out/runs``,
+    laid out ``<method>/<target>/seed<N>-<hash>/train/model.safetensors``); None when no folder has it."""
+    cfg = from_dict(rec["config"])
+    run_key = Cell(rec["method"], rec["target_device"], rec["seed"], cfg, hash=rec["config_hash"]).run_key
+    return next((m for r in runs if (m := Path(r) / run_key / "train" / "model.safetensors").is_file()), None)
+
+
 def eval_device(cfg: RunConfig) -> str:
     """Score a cell on the GPU it trained on (many volumes: on a GPU machine the CPU would dominate)."""
     import torch
