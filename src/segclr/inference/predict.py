@@ -163,8 +163,8 @@ class Predictor:
     @torch.inference_mode()
     def _forward(self, images: np.ndarray, spacing_um: tuple[float, float] | None, embed: bool
                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One encoder pass: (N, C, H, W) probabilities on the input grid and, with ``embed``, the
-        (N, C') pooled bottleneck features the shift score is computed from."""
+        """One encoder pass per member: (N, C, H, W) probabilities on the input grid (the members' mean) and, with
+        ``embed``, the first member's (N, C') pooled bottleneck features the shift score is computed from."""
         x, (wh, ww) = self._network_input(images, spacing_um)
         h, w = np.asarray(images).shape[-2:]
         emb, probs = None, None
