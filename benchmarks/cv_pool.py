@@ -32,7 +32,7 @@ SRC = HERE.parent / "src"
 if (SRC / "segclr").is_dir() and str(SRC) not in sys.path:  # a clone without `pip install -e .`
     sys.path.insert(0, str(SRC))
 
-from segclr.evaluation.metrics import area_ratio, dice_from_counts, nanmean  # noqa: E402
+from segclr.evaluation.metrics import bscan_counts, dice_from_counts, nanmean  # noqa: E402
 from segclr.io.atomic import atomic_write_text  # noqa: E402
 
 
@@ -60,11 +60,8 @@ def pooled_scores(cases: list[dict]) -> dict:
     """One score over B-scans from several folds (each B-scan once)."""
     tp = sum(c["TP"] for c in cases)
     n_ref, n_pred = sum(c["n_ref"] for c in cases), sum(c["n_pred"] for c in cases)
-    empty = [c for c in cases if c["n_ref"] == 0]
     return {"pooled": dice_from_counts(tp, n_pred - tp, n_ref - tp), "per_bscan": nanmean([c["Dice"] for c in cases]),
-            "fluid_bscans": nanmean([c["Dice"] for c in cases if c["n_ref"] > 0]),
-            "false_positive_bscans": sum(c["n_pred"] > 0 for c in empty), "empty_bscans": len(empty),
-            "area_ratio": area_ratio(n_pred, n_ref), "n": len(cases)}
+            **bscan_counts(cases), "n": len(cases)}
 
 
 def pool_row(cells: dict, folds: list[str], seed: int, domain: str, cls: str) -> tuple[dict, dict, list[list[int]]]:
@@ -125,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _row(name: str, s: dict) -> str:
-    return (f"| {name} | {s['n']} | {s['pooled']:.3f} | {s['per_bscan']:.3f} | {s['fluid_bscans']:.3f} | "
+    return (f"| {name} | {s['n']} | {s['pooled']:.3f} | {s['per_bscan']:.3f} | {s['dice_fluid_bscans']:.3f} | "
             f"{s['false_positive_bscans']} of {s['empty_bscans']} | {s['area_ratio']:.2f} |")
 
 

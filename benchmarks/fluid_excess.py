@@ -30,7 +30,7 @@ if (SRC / "segclr").is_dir() and str(SRC) not in sys.path:  # a clone without `p
     sys.path.insert(0, str(SRC))
 
 from segclr.config import from_dict  # noqa: E402
-from segclr.experiment.runner import bank_for  # noqa: E402
+from segclr.experiment.runner import bank_for, validation_volumes  # noqa: E402
 from segclr.inference.predict import Predictor  # noqa: E402
 from segclr.io.atomic import atomic_write_text  # noqa: E402
 
@@ -70,8 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         if set(cfg.data.val_patients) != set(args.val_patients):
             print(f"error: {bundle}: trained with validation patients {cfg.data.val_patients}", file=sys.stderr)
             return 2
-        vols = [v for v in bank_for(banks, cfg).volumes(cfg.data.source_domain, "source_train")
-                if v.patient in set(args.val_patients)]
+        vols = validation_volumes(bank_for(banks, cfg), cfg)
         tot = {"ref": 0, "tp": 0, "excess": np.zeros(len(BINS), int)}
         for v in vols:
             for img, ref in zip(v.images, v.masks):

@@ -65,7 +65,7 @@ from scipy import ndimage
 
 from segclr.config import from_dict
 from segclr.evaluation.metrics import bscan_summary as score
-from segclr.experiment.runner import bank_for
+from segclr.experiment.runner import bank_for, validation_volumes
 from segclr.inference.predict import Predictor
 from segclr.io.atomic import atomic_write_text
 
@@ -119,11 +119,11 @@ def bank_key(pred: Predictor) -> tuple:
     return d.dataset, d.simulation_seed, d.geometry
 
 
-def validation_cases(pred: Predictor, banks: dict, val_patients: list[int], domain: str):
-    """(images, references, spacing) of the validation patients rendered as ``domain``, from the bank the model
-    trained on (its simulation seed and geometry)."""
-    bank = bank_for(banks, from_dict(pred.meta["training"]["config"]))
-    vols = [v for v in bank.volumes(domain, "source_train") if v.patient in set(val_patients)]
+def validation_cases(pred: Predictor, banks: dict, domain: str):
+    """(images, references, spacing) of the model's validation patients rendered as ``domain``, from the bank the
+    model trained on (its simulation seed and geometry)."""
+    cfg = from_dict(pred.meta["training"]["config"])
+    vols = validation_volumes(bank_for(banks, cfg), cfg, domain)
     return [img for v in vols for img in v.images], [m for v in vols for m in v.masks], vols[0].spacing_um
 
 
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         per_model[name] = {}
         for domain in domains:
             if domain not in cases:  # every model is scored on the same B-scans (checked above)
-                cases[domain] = validation_cases(pred, banks, args.val_patients, domain)
+                cases[domain] = validation_cases(pred, banks, domain)
             images, refs, spacing = cases[domain]
             per_model[name][domain] = {}
             for flip in flips:

@@ -40,7 +40,7 @@ def test_folds_pool_into_one_out_of_fold_score(cells, load_script, tmp_path):
     assert held == [[1], [2]] and pooled["n"] == 4
     assert pooled["pooled"] == pytest.approx(2 * (8 + 2) / ((10 + 6) + (12 + 3 + 5)))  # pixels summed over folds
     assert pooled["per_bscan"] == pytest.approx((16 / 22 + 4 / 9 + 0.0) / 3)  # the both-empty B-scan left out
-    assert pooled["fluid_bscans"] == pytest.approx((16 / 22 + 4 / 9) / 2)
+    assert pooled["dice_fluid_bscans"] == pytest.approx((16 / 22 + 4 / 9) / 2)
     assert (pooled["false_positive_bscans"], pooled["empty_bscans"]) == (1, 2)
     assert pooled["area_ratio"] == pytest.approx(20 / 16)
     assert per_fold["base_a"]["pooled"] == pytest.approx(16 / 22)

@@ -105,14 +105,17 @@ def evaluate_validation(predictor: Predictor, bank: DomainBank, cfg: RunConfig, 
 
     Recipe searches score here, so the test patients are never looked at while choosing.
     """
+    return {d: score_volumes(predictor, d, validation_volumes(bank, cfg, d), progress, f"validate {d}")
+            for d in domains or [cfg.data.source_domain]}
+
+
+def validation_volumes(bank: DomainBank, cfg: RunConfig, domain: str | None = None) -> list:
+    """The held-out validation patients' volumes (``data.val_patients``) of the source domain, or rendered as
+    ``domain``."""
     if not cfg.data.val_patients:
         raise ConfigError("evaluate_on: validation needs data.val_patients (source patients held out of training)")
     held_out = set(cfg.data.val_patients)
-    out = {}
-    for d in domains or [cfg.data.source_domain]:
-        vols = [v for v in bank.volumes(d, "source_train") if v.patient in held_out]
-        out[d] = score_volumes(predictor, d, vols, progress, f"validate {d}")
-    return out
+    return [v for v in bank.volumes(domain or cfg.data.source_domain, "source_train") if v.patient in held_out]
 
 
 def trained_model(rec: dict, runs: list[Path]) -> Path | None:
