@@ -142,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rescored", type=Path, nargs="*", default=None,
                     help="rescore_cells.py --json files whose rows are added as '<method> at <N> px' (default: "
                          f"{DEFAULT_RESCORED} with the default --cells, none otherwise)")
-    ap.add_argument("--recipe", default="recipe_full_res at 80 px",
-                    help="the row the targets are checked on (today's default recipe)")
+    ap.add_argument("--recipe", default="recipe_full_res_component",
+                    help="the row the targets are checked on (today's default recipe: full resolution, 80-px "
+                         "minimum component, component-uniform fluid crops since docs/quality.md 1l)")
     ap.add_argument("--out", type=Path, default=Path("docs/results/quality_cpu"))
     args = ap.parse_args(argv)
     cells = [json.loads(p.read_text()) for p in sorted(args.cells.glob("*.json"))]

@@ -45,3 +45,8 @@ NO_LABELED_STREAM = {"ssl_pretrain"}
 def test_each_mode_keeps_the_fluid_crops_its_check_chose(mode):
     cfg = load_config(CONFIGS / f"{mode}.yaml")
     assert cfg.data.fluid_crop_by == ("component" if mode in COMPONENT_CROPS else "pixel"), mode
+
+
+def test_the_gpu_recipe_keeps_the_crops_it_was_fixed_with():
+    # fixed before any GPU result; its grids (quality_search_gpu, quality_gpu) pin pixel-centred crops
+    assert load_config(CONFIGS / "supervised_gpu.yaml").data.fluid_crop_by == "pixel"
