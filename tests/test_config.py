@@ -368,3 +368,34 @@ def test_validation_curve_needs_a_validation_split():
         from_dict({"trainer": {"val_every_n_steps": 5}})
     cfg = from_dict({"trainer": {"val_every_n_steps": 5}, "data": {"val_patients": [5]}})
     assert cfg.trainer.val_every_n_steps == 5 and cfg.data.val_patients == [5]
+
+
+def test_a_saved_run_config_fills_keys_it_predates_with_their_old_behaviour(tmp_path):
+    """fit's config.yaml holds every key of its time; a key it lacks takes the neutral value of
+    config/history.py ADDED_KEYS (what the run did), not today's default. Given keys are kept."""
+    from segclr.config import ADDED_KEYS, fill_added
+
+    full = from_dict({}).to_dict()
+    old = {section: dict(values) for section, values in full.items()}
+    for section, keys in ADDED_KEYS.items():
+        for key in keys:
+            old[section].pop(key)
+    old["postprocess"]["min_component_px"] = 80  # present in the file: kept, not reset
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(old))
+    saved = load_config(path, saved_run=True)
+    assert saved.data.fluid_crop_by == "pixel" != load_config(path).data.fluid_crop_by
+    assert saved.postprocess.min_component_px == 80 and saved.postprocess.retina_only is False
+    assert saved.trainer.schedule == "cosine" and list(saved.data.val_patients) == []
+    assert load_config(path, ["data.fluid_crop_by=component"], saved_run=True).data.fluid_crop_by == "component"
+    # a new run's config.yaml round-trips unchanged: nothing is filled over a value present
+    path.write_text(dump_config(from_dict({})))
+    assert load_config(path, saved_run=True) == from_dict({})
+    assert fill_added({"data": "oops"})["data"] == "oops"  # left for the loader's own error
+    with pytest.raises(ConfigError, match="config section 'data' must be a mapping"):
+        load_config(_write(tmp_path / "bad.yaml", "data: oops\n"), saved_run=True)
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path

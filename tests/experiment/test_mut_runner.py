@@ -130,4 +130,4 @@ def test_committed_cells_keep_their_hash(path):
     pretrain = runner.stored_config(record["pretrain"]) if record.get("pretrain") else None
     assert config_hash(cfg, pretrain) == record["config_hash"], (
         f"{path}: the hash of its stored config changed; every committed cell would retrain "
-        f"(a new config key needs an entry in experiment/spec.py ADDED_KEYS)")
+        f"(a new config key needs an entry in config/history.py ADDED_KEYS)")

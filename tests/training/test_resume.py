@@ -153,3 +153,47 @@ def test_resume_finishes_a_run_killed_before_its_bundle(finished_run, tmp_path):
     (run / "model.safetensors").unlink()  # killed after the last checkpoint, before the bundle
     assert main(["fit", "--out", str(run), "--resume"]) == 0
     assert (run / "model.safetensors").is_file()
+
+
+def _predating(run: Path, section: str, key: str) -> None:
+    """Make ``run``'s config.yaml look written before ``section.key`` existed."""
+    import yaml
+
+    values = yaml.safe_load((run / "config.yaml").read_text())
+    del values[section][key]
+    (run / "config.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+
+
+def test_resume_of_a_run_older_than_a_key_keeps_its_behaviour(finished_run, tmp_path):
+    """A run saved before data.fluid_crop_by existed sampled per pixel: resumed, it still does,
+    although the default is now component (config/history.py ADDED_KEYS)."""
+    import shutil
+
+    import yaml
+
+    from segclr.cli import main
+    from segclr.config import RunConfig
+
+    assert RunConfig().data.fluid_crop_by == "component"  # else this test checks nothing
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    _predating(run, "data", "fluid_crop_by")
+    assert main(["fit", "--out", str(run), "--resume", "--set", "trainer.max_steps=3"]) == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["fluid_crop_by"] == "pixel"
+
+
+def test_resume_with_a_config_that_takes_todays_default_is_refused(finished_run, tmp_path, capsys):
+    """--config names a file whose missing key means today's default; the old run's is the neutral one."""
+    import shutil
+
+    from segclr.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    _predating(run, "data", "fluid_crop_by")
+    before = _snapshot(run)
+    extra = ["--config", str(CONFIGS / "supervised.yaml"), *_tiny_cli(3)]
+    assert main(["fit", "--out", str(run), "--resume", *extra]) == 2
+    err = capsys.readouterr().err
+    assert "data.fluid_crop_by from 'pixel' to 'component'" in err and "Traceback" not in err
+    assert _snapshot(run) == before

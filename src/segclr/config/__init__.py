@@ -9,6 +9,7 @@ Unknown keys and wrong types raise :class:`ConfigError` naming the key, never a 
 trace from deep inside training (:mod:`segclr.config.loading`).
 """
 
+from segclr.config.history import ADDED_KEYS, fill_added
 from segclr.config.loading import (_coerce, _update, all_keys, apply_overrides, dump_config, from_dict, load_config,
                                    parse_override, validate)
 from segclr.config.schema import (BN_STATS, CONTRASTIVE_LOSSES, CONTRASTIVE_MODES, FLUID_CROP_BY, GEOMETRIES, HEADS, MODES, NORMS,
@@ -17,7 +18,7 @@ from segclr.config.schema import (BN_STATS, CONTRASTIVE_LOSSES, CONTRASTIVE_MODE
                                   TrainerConfig)
 
 __all__ = [
-    "BN_STATS", "CONTRASTIVE_LOSSES", "CONTRASTIVE_MODES", "FLUID_CROP_BY", "GEOMETRIES", "HEADS", "MODES", "NORMS", "PAIRS",
+    "ADDED_KEYS", "fill_added", "BN_STATS", "CONTRASTIVE_LOSSES", "CONTRASTIVE_MODES", "FLUID_CROP_BY", "GEOMETRIES", "HEADS", "MODES", "NORMS", "PAIRS",
     "SCHEDULES", "STEMS", "SUP_LOSSES", "SVDNA_MODES", "AugmentConfig", "ConfigError", "DataConfig", "ModelConfig",
     "ObjectiveConfig", "PostprocessConfig", "RunConfig", "SVDNAConfig", "TrainerConfig", "_coerce", "_update",
     "all_keys", "apply_overrides", "dump_config", "from_dict", "load_config", "parse_override", "validate",

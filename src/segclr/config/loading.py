@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from segclr.config.history import fill_added
 from segclr.config.schema import (BN_STATS, CONTRASTIVE_LOSSES, FLUID_CROP_BY, GEOMETRIES, HEADS, MODES, NORMS, PAIRS,
                                   SCHEDULES, STEMS, SUP_LOSSES, SVDNA_MODES, ConfigError, RunConfig)
 
@@ -207,8 +208,13 @@ def from_dict(values: dict[str, Any] | None, overrides: list[str] = ()) -> RunCo
     return validate(cfg)
 
 
-def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
-    """Load a YAML config (or the defaults when ``path`` is None) and apply overrides."""
+def load_config(path: str | Path | None, overrides: list[str] = (), *, saved_run: bool = False) -> RunConfig:
+    """Load a YAML config (or the defaults when ``path`` is None) and apply overrides.
+
+    ``saved_run=True`` reads a ``config.yaml`` that ``fit`` wrote: keys the run predates take the
+    value that reproduces its behaviour (:data:`~segclr.config.history.ADDED_KEYS`), not today's
+    default, so ``fit --resume`` continues an older run as it began.
+    """
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -220,6 +226,8 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig
             raise ConfigError(f"{path}: not valid YAML ({err})") from None
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: top level must be a mapping of sections")
+        if saved_run:
+            values = fill_added(values)
     cfg = RunConfig()
     try:
         _update(cfg, values)

@@ -8,7 +8,6 @@ stay valid when the defaults grow. See ``runner`` for the file format and how ce
 
 from __future__ import annotations
 
-import copy
 import fnmatch
 import hashlib
 import itertools
@@ -19,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from segclr.config import ConfigError, RunConfig, from_dict
+from segclr.config import ADDED_KEYS, ConfigError, RunConfig, fill_added, from_dict  # noqa: F401 (ADDED_KEYS re-exported)
 
 SPEC_KEYS = {"name", "description", "seeds", "target_devices", "reference", "base", "methods", "amount",
              "cells", "baseline", "evaluate_on", "compare"}
@@ -111,31 +110,14 @@ def expand_methods(spec: dict) -> dict[str, dict]:
 COSMETIC_KEYS = {"trainer": ("progress_bar", "log_every_n_steps", "tensorboard", "checkpoint_every_n_steps")}
 
 
-# Keys added after cells were committed, with the value that reproduces the behaviour from before
-# they existed: at that value they stay out of the hash, so committed cells remain valid.
-ADDED_KEYS = {
-    "data": {"val_patients": [], "fluid_crop_by": "pixel"},
-    "augment": {"overlay_prob": 0.0},
-    "objective": {"dice_batch": True, "ce_fluid_weight": 1.0, "deep_supervision": False,
-                  "blob_weight": 0.0},
-    "model": {"stem": "conv"},
-    "trainer": {"schedule": "cosine", "warmup_steps": 0, "val_every_n_steps": 0},
-    "postprocess": {"min_component_px": 0, "retina_only": False},
-}
-
-
 def stored_config(values: dict) -> RunConfig:
     """A committed cell's stored config as a RunConfig.
 
     Keys added after the cell was written take the value that reproduces the behaviour of that time
-    (``ADDED_KEYS``), not today's default: a cell stored before post-processing existed ran without it.
+    (``ADDED_KEYS``, kept in the config layer), not today's default: a cell stored before
+    post-processing existed ran without it.
     """
-    values = copy.deepcopy(values)
-    for section, neutral in ADDED_KEYS.items():
-        part = values.setdefault(section, {})
-        for key, value in neutral.items():
-            part.setdefault(key, copy.deepcopy(value))
-    return from_dict(values)
+    return from_dict(fill_added(values))
 
 
 def _hashed(cfg: RunConfig) -> dict:

@@ -87,8 +87,9 @@ def resume_config(out_dir: str | Path, config_path: str | Path | None = None, ov
     saved_path = Path(out_dir) / "config.yaml"
     if not saved_path.is_file():
         raise InputError(f"{saved_path}: not found; {out_dir} holds no run to resume (fit without --resume starts one)")
-    saved = load_config(saved_path)
-    requested = load_config(config_path if config_path is not None else saved_path, list(overrides))
+    saved = load_config(saved_path, saved_run=True)
+    requested = (load_config(config_path, list(overrides)) if config_path is not None
+                 else load_config(saved_path, list(overrides), saved_run=True))
     check_resume_config(saved, requested, saved_path, override_keys(overrides))
     return requested
 

@@ -340,7 +340,7 @@ def _check_resume(cfg: RunConfig, out: Path, last: Path) -> None:
     saved = out / "config.yaml"
     if not saved.is_file():
         raise InputError(f"{saved}: missing, so the run's config cannot be checked; start a new run with another --out")
-    check_resume_config(load_config(saved), cfg, saved, explicit=frozenset({"trainer.max_steps"}))
+    check_resume_config(load_config(saved, saved_run=True), cfg, saved, explicit=frozenset({"trainer.max_steps"}))
     done = checkpoint_step(last)
     if done >= cfg.trainer.max_steps and (out / "model.safetensors").exists():  # else: finish writing the bundle
         raise InputError(f"{out}: the run already trained its {done} steps (trainer.max_steps={cfg.trainer.max_steps}); "
