@@ -83,9 +83,8 @@ def score(run: Path) -> dict:
     from segclr.evaluation.benchmark import evaluate_domains
     from segclr.inference.predict import Predictor
 
-    cfg = load_config(run / "config.yaml")
-    kwargs = {"geometry": cfg.data.geometry} if hasattr(cfg.data, "geometry") else {}
-    bank = DomainBank(cfg.data.simulation_seed, **kwargs)
+    cfg = load_config(run / "config.yaml", saved_run=True)
+    bank = DomainBank(cfg.data.simulation_seed, geometry=cfg.data.geometry)
     summaries = evaluate_domains(Predictor(run / "model.safetensors"), bank, list(cfg.data.eval_domains),
                                  role="test", progress=False)
     out = {}

@@ -28,9 +28,8 @@ import sys
 from fnmatch import fnmatch
 from pathlib import Path
 
-from segclr.config import from_dict
 from segclr.evaluation.metrics import bscan_counts
-from segclr.experiment.runner import bank_for, score_model, trained_model
+from segclr.experiment.runner import bank_for, score_model, stored_config, trained_model
 from segclr.io.atomic import atomic_write_text
 
 
@@ -61,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         rec = json.loads(cell.read_text())
         if not any(fnmatch(rec["method"], p) for p in args.methods):
             continue
-        cfg = from_dict(rec["config"])
+        cfg = stored_config(rec["config"])  # keys the cell predates at the behaviour it ran with
         model = trained_model(rec, args.runs)
         if model is None:
             missing += 1

@@ -316,6 +316,18 @@ def test_a_cell_killed_between_bundle_and_record_is_recovered(tmp_path):
                 {**base, "training": {"config": {**cfg.to_dict(), "trainer": {}}, "seconds": 1.0, "steps": 2}})
     with pytest.raises(StaleRunError, match="another config"):
         _train(cfg, other, bank=None, run_hash="h1")
+    # a bundle written before data.fluid_crop_by existed sampled per pixel: the pixel cell's, not another's
+    older = {**cfg.to_dict(), "data": {k: v for k, v in cfg.to_dict()["data"].items() if k != "fluid_crop_by"}}
+    for crop_by, stale in (("pixel", False), ("component", True)):
+        run = tmp_path / crop_by
+        save_bundle(run / "model.safetensors", {"w": torch.zeros(1)},
+                    {**base, "training": {"config": older, "seconds": 3.0, "steps": 2}})
+        want = from_dict({**TINY_BASE, "data": {**TINY_BASE.get("data", {}), "fluid_crop_by": crop_by}})
+        if stale:
+            with pytest.raises(StaleRunError, match="another config"):
+                _train(want, run, bank=None, run_hash="h2")
+        else:
+            assert _train(want, run, bank=None, run_hash="h2") == 3.0
 
 
 def test_validation_studies_score_only_the_held_out_source_patients(tmp_path, bank):

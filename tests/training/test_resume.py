@@ -173,6 +173,7 @@ def test_resume_of_a_run_older_than_a_key_keeps_its_behaviour(finished_run, tmp_
 
     from segclr.cli import main
     from segclr.config import RunConfig
+    from segclr.io.bundle import load_bundle
 
     assert RunConfig().data.fluid_crop_by == "component"  # else this test checks nothing
     run = tmp_path / "run"
@@ -180,6 +181,12 @@ def test_resume_of_a_run_older_than_a_key_keeps_its_behaviour(finished_run, tmp_
     _predating(run, "data", "fluid_crop_by")
     assert main(["fit", "--out", str(run), "--resume", "--set", "trainer.max_steps=3"]) == 0
     assert yaml.safe_load((run / "config.yaml").read_text())["data"]["fluid_crop_by"] == "pixel"
+    assert load_bundle(run / "model.safetensors")[1]["training"]["config"]["data"]["fluid_crop_by"] == "pixel"
+    # naming the run's own config.yaml with --config is the same as leaving it out
+    _predating(run, "data", "fluid_crop_by")
+    assert main(["fit", "--out", str(run), "--resume", "--config", str(run / "config.yaml"),
+                 "--set", "trainer.max_steps=4"]) == 0
+    assert load_bundle(run / "model.safetensors")[1]["training"]["steps"] == 4
 
 
 def test_resume_with_a_config_that_takes_todays_default_is_refused(finished_run, tmp_path, capsys):
@@ -196,4 +203,5 @@ def test_resume_with_a_config_that_takes_todays_default_is_refused(finished_run,
     assert main(["fit", "--out", str(run), "--resume", *extra]) == 2
     err = capsys.readouterr().err
     assert "data.fluid_crop_by from 'pixel' to 'component'" in err and "Traceback" not in err
+    assert "saved before data.fluid_crop_by existed" in err and "--set data.fluid_crop_by=pixel" in err
     assert _snapshot(run) == before

@@ -6,8 +6,17 @@ when the run trained, so the run behaved as that key's *neutral* value, not as t
 saved config from :data:`ADDED_KEYS` keeps a resumed run (``fit --resume``) and a committed
 experiment cell training and scoring as they did.
 
-A key added to the schema gets an entry here when its default differs from the behaviour before
-it existed (``tests/experiment/test_mut_runner.py`` checks every committed cell against this).
+Two tables, because a key can enter the schema in two ways:
+
+* :data:`ADDED_KEYS`: added at the value that reproduces the old behaviour (``data.fluid_crop_by``
+  at ``pixel``), perhaps with a new default later. At that value the key also stays out of an
+  experiment cell's hash, so committed cells remain valid.
+* :data:`RUN_ONLY_KEYS`: added with a default that already changed the behaviour
+  (``data.geometry``: runs before it trained on the source grid, the default became ``native``).
+  Committed cells pin the old value and hash it, so these fill saved runs only.
+
+A new schema key goes in one of them unless its default is exactly what runs did before it;
+``tests/test_config.py`` lists every key that has been decided and fails on an undecided one.
 """
 
 from __future__ import annotations
@@ -26,13 +35,22 @@ ADDED_KEYS: dict[str, dict[str, Any]] = {
 }
 
 
-def fill_added(values: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a saved config's ``values`` with every key it predates set to its neutral value.
+# Keys whose introduced default already changed the behaviour: a run saved before them behaved as this.
+RUN_ONLY_KEYS: dict[str, dict[str, Any]] = {
+    "data": {"geometry": "source", "spacing_aware": False},
+}
 
-    Sections that are not mappings are left for the loader to reject with its own error.
+
+def fill_added(values: dict[str, Any], saved_run: bool = False) -> dict[str, Any]:
+    """A copy of stored config ``values`` with every key it predates set to its old behaviour.
+
+    ``ADDED_KEYS`` always; ``RUN_ONLY_KEYS`` too with ``saved_run`` (a ``config.yaml`` or bundle
+    config that ``fit`` wrote; not an experiment cell, whose hash keeps those keys). Sections that
+    are not mappings are left for the loader to reject with its own error.
     """
     values = copy.deepcopy(values)
-    for section, neutral in ADDED_KEYS.items():
+    tables = (ADDED_KEYS, RUN_ONLY_KEYS) if saved_run else (ADDED_KEYS,)
+    for section, neutral in ((s, n) for table in tables for s, n in table.items()):
         part = values.setdefault(section, {})
         if not isinstance(part, dict):
             continue

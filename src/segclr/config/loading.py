@@ -212,8 +212,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), *, saved_run
     """Load a YAML config (or the defaults when ``path`` is None) and apply overrides.
 
     ``saved_run=True`` reads a ``config.yaml`` that ``fit`` wrote: keys the run predates take the
-    value that reproduces its behaviour (:data:`~segclr.config.history.ADDED_KEYS`), not today's
-    default, so ``fit --resume`` continues an older run as it began.
+    value that reproduces its behaviour (:mod:`segclr.config.history`), not today's default, so ``fit --resume`` continues an older run as it began.
     """
     values: dict[str, Any] = {}
     if path is not None:
@@ -227,7 +226,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), *, saved_run
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: top level must be a mapping of sections")
         if saved_run:
-            values = fill_added(values)
+            values = fill_added(values, saved_run=True)
     cfg = RunConfig()
     try:
         _update(cfg, values)

@@ -35,7 +35,7 @@ import json
 import time
 from pathlib import Path
 
-from segclr.config import ConfigError, RunConfig, from_dict
+from segclr.config import ConfigError, RunConfig, fill_added, from_dict
 from segclr.data.domains import DomainBank
 from segclr.evaluation.benchmark import evaluate_domains, score_volumes
 from segclr.experiment.cells import (cell_is_done, cell_path, cell_record, describe_machines, git_commit_cell,
@@ -79,7 +79,7 @@ def _train(cfg: RunConfig, out: Path, bank: DomainBank, run_hash: str) -> float:
         except InputError as err:
             raise StaleRunError(f"{out}: holds an unreadable model and no train.json ({err}); move it away") from None
         training = meta.get("training", {})
-        if training.get("config") != cfg.to_dict():
+        if not _same_config(training.get("config"), cfg):
             raise StaleRunError(f"{out}: holds a model of another config (and no train.json); move it away")
         atomic_write_text(record, json.dumps({"seconds": training.get("seconds", 0.0),
                                               "steps": training.get("steps"), "config_hash": run_hash}))
@@ -88,6 +88,17 @@ def _train(cfg: RunConfig, out: Path, bank: DomainBank, run_hash: str) -> float:
     res = fit(cfg, out, resume=resume, bank=bank)
     atomic_write_text(record, json.dumps({"seconds": res.seconds, "steps": res.steps, "config_hash": run_hash}))
     return res.seconds
+
+
+def _same_config(saved, cfg: RunConfig) -> bool:
+    """Whether a bundle's stored training config is ``cfg``, keys the bundle predates read at their old
+    behaviour (a bundle written before a key existed is not another config for lacking it)."""
+    if not isinstance(saved, dict):
+        return False
+    try:
+        return from_dict(fill_added(saved, saved_run=True)) == cfg
+    except ConfigError:
+        return False
 
 
 def bank_for(banks: dict, cfg: RunConfig) -> DomainBank:

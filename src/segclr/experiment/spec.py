@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from segclr.config import ADDED_KEYS, ConfigError, RunConfig, fill_added, from_dict  # noqa: F401 (ADDED_KEYS re-exported)
+from segclr.config import ADDED_KEYS, ConfigError, RunConfig, fill_added, from_dict
 
 SPEC_KEYS = {"name", "description", "seeds", "target_devices", "reference", "base", "methods", "amount",
              "cells", "baseline", "evaluate_on", "compare"}

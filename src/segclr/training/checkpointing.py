@@ -47,11 +47,13 @@ def _flatten(values: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def check_resume_config(saved, requested, where: Path, explicit: frozenset[str] = frozenset()) -> None:
+def check_resume_config(saved, requested, where: Path, explicit: frozenset[str] = frozenset(),
+                        predates: frozenset[str] = frozenset()) -> None:
     """Refuse a resume whose config differs from the run's own in a training-relevant key.
 
     ``saved``/``requested`` are :class:`~segclr.config.RunConfig`. ``trainer.max_steps`` may grow,
-    but only when it is in ``explicit`` (given with ``--set`` on the command line).
+    but only when it is in ``explicit`` (given with ``--set`` on the command line). ``predates``:
+    keys the run's ``config.yaml`` lacks (filled with their old behaviour), for a hint that says so.
     """
     from segclr.config import ConfigError
 
@@ -65,8 +67,13 @@ def check_resume_config(saved, requested, where: Path, explicit: frozenset[str] 
                 raise ConfigError(f"{where}: --resume cannot shorten {key} from {a} to {b}; the run keeps its "
                                   f"{a} steps (pass a larger value to train longer)")
             continue
-        hint = (f"to train longer, pass --set {key}={b} explicitly" if key == EXTENDABLE_KEY
-                else "a resumed run keeps its config; drop the change, or start a new run with another --out")
+        if key == EXTENDABLE_KEY:
+            hint = f"to train longer, pass --set {key}={b} explicitly"
+        elif key in predates:
+            hint = (f"the run was saved before {key} existed and trained as {a!r}; leave out --config, "
+                    f"or add --set {key}={a}")
+        else:
+            hint = "a resumed run keeps its config; drop the change, or start a new run with another --out"
         raise ConfigError(f"{where}: --resume would change {key} from {a!r} to {b!r}; {hint}")
 
 
@@ -88,10 +95,25 @@ def resume_config(out_dir: str | Path, config_path: str | Path | None = None, ov
     if not saved_path.is_file():
         raise InputError(f"{saved_path}: not found; {out_dir} holds no run to resume (fit without --resume starts one)")
     saved = load_config(saved_path, saved_run=True)
-    requested = (load_config(config_path, list(overrides)) if config_path is not None
-                 else load_config(saved_path, list(overrides), saved_run=True))
-    check_resume_config(saved, requested, saved_path, override_keys(overrides))
+    # the run's own file (named or not) is a saved run; another --config is today's file, with today's defaults
+    own = config_path is None or Path(config_path).resolve() == saved_path.resolve()
+    requested = load_config(saved_path if own else config_path, list(overrides), saved_run=own)
+    check_resume_config(saved, requested, saved_path, override_keys(overrides), predates=missing_keys(saved_path))
     return requested
+
+
+def missing_keys(path: Path) -> frozenset[str]:
+    """The ``section.key`` names of today's schema that a saved ``config.yaml`` lacks (the run predates them)."""
+    import yaml
+
+    from segclr.config import RunConfig
+
+    try:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return frozenset()
+    have = set(_flatten(values)) if isinstance(values, dict) else set()
+    return frozenset(set(_flatten(RunConfig().to_dict())) - have)
 
 
 def checkpoint_step(path: str | Path) -> int:

@@ -39,7 +39,8 @@ from segclr.inference.shift import bottleneck_embeddings, fit_shift_statistics, 
 from segclr.io.atomic import atomic_write_text
 from segclr.io.bundle import save_bundle
 from segclr.io.images import InputError
-from segclr.training.checkpointing import AtomicCheckpointIO, check_resume_config, checkpoint_step
+from segclr.training.checkpointing import (AtomicCheckpointIO, check_resume_config, checkpoint_step,
+                                           missing_keys)
 from segclr.training.module import LRFactor, SegCLRModule
 from segclr.training.validation import ValidationCurve
 
@@ -340,7 +341,8 @@ def _check_resume(cfg: RunConfig, out: Path, last: Path) -> None:
     saved = out / "config.yaml"
     if not saved.is_file():
         raise InputError(f"{saved}: missing, so the run's config cannot be checked; start a new run with another --out")
-    check_resume_config(load_config(saved, saved_run=True), cfg, saved, explicit=frozenset({"trainer.max_steps"}))
+    check_resume_config(load_config(saved, saved_run=True), cfg, saved, explicit=frozenset({"trainer.max_steps"}),
+                        predates=missing_keys(saved))
     done = checkpoint_step(last)
     if done >= cfg.trainer.max_steps and (out / "model.safetensors").exists():  # else: finish writing the bundle
         raise InputError(f"{out}: the run already trained its {done} steps (trainer.max_steps={cfg.trainer.max_steps}); "
