@@ -37,7 +37,7 @@ def test_each_mode_keeps_the_geometry_its_check_chose(mode):
 
 # Component-uniform fluid crops are the schema default (docs/quality.md 1k-1l). Modes that failed their check
 # (svdna, multi_domain) or have not had it pin pixel-centred crops in their YAML; ssl_pretrain has no labeled
-# stream, so the key is unused. recipe_modes_cpu.yaml rounds five to seven:
+# stream, so the key is unused. supervised: quality.md 1k; the others: recipe_modes_cpu.yaml rounds five to seven:
 COMPONENT_CROPS = {"supervised", "segclr_uda", "dann", "segclr_dg", "finetune"}
 NO_LABELED_STREAM = {"ssl_pretrain"}
 
