@@ -212,7 +212,8 @@ def load_config(path: str | Path | None, overrides: list[str] = (), *, saved_run
     """Load a YAML config (or the defaults when ``path`` is None) and apply overrides.
 
     ``saved_run=True`` reads a ``config.yaml`` that ``fit`` wrote: keys the run predates take the
-    value that reproduces its behaviour (:mod:`segclr.config.history`), not today's default, so ``fit --resume`` continues an older run as it began.
+    value that reproduces its behaviour (:mod:`segclr.config.history`), not today's default, so
+    ``fit --resume`` continues an older run as it began.
     """
     values: dict[str, Any] = {}
     if path is not None:
