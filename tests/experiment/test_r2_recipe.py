@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from segclr.config import load_config
+from segclr.config import MODES, load_config
 from segclr.experiment.spec import COSMETIC_KEYS, expand_cells, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,6 +21,8 @@ GRID = ROOT / "configs" / "experiments" / "r2_recipe_cpu.yaml"
 VARIATIONS = {
     "segclr_uda_con0": {("objective", "lambda_con")},
     "ssl_finetune": {("objective", "init_from")},
+    "upper_bound_full_res": {("data", "input_height"), ("data", "crop_size"), ("postprocess", "min_component_px")},
+    "segclr_uda_target1": {("data", "target_patients")},
 }
 
 
@@ -66,5 +68,11 @@ def test_the_control_differs_only_in_the_contrastive_weight():
 
 def test_every_mode_of_the_method_table_has_a_row():
     modes = {c.config.objective.mode for c in _cells()} | {c.pretrain.objective.mode for c in _cells() if c.pretrain}
-    assert modes == {"supervised", "upper_bound", "segclr_uda", "segclr_dg", "ssl_pretrain", "finetune", "dann",
-                     "entropy_min", "adabn", "svdna", "svdna_segclr_uda", "multi_domain"}
+    assert modes == set(MODES)
+
+
+def test_the_full_resolution_upper_bound_has_the_recipes_geometry():
+    cells = {c.method: c.config for c in _cells() if c.seed == 0}
+    geometry = (lambda c: (c.data.input_height, c.data.crop_size, c.postprocess.min_component_px))
+    assert geometry(cells["upper_bound_full_res"]) == geometry(cells["segclr_uda"]) == (496, 256, 80)
+    assert geometry(cells["upper_bound"]) == (248, 128, 20)
