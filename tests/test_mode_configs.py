@@ -37,8 +37,9 @@ def test_each_mode_keeps_the_geometry_its_check_chose(mode):
 
 # Component-uniform fluid crops are the schema default (docs/quality.md 1k-1l). Modes that failed their check
 # (svdna, multi_domain) or have not had it pin pixel-centred crops in their YAML; ssl_pretrain has no labeled
-# stream, so the key is unused. supervised: quality.md 1k; the others: recipe_modes_cpu.yaml rounds five to seven:
-COMPONENT_CROPS = {"supervised", "segclr_uda", "dann", "segclr_dg", "finetune"}
+# stream, so the key is unused. supervised: quality.md 1k; the others: recipe_modes_cpu.yaml rounds five to seven
+# and recipe_svdna_cpu.yaml's third round (svdna_segclr_uda):
+COMPONENT_CROPS = {"supervised", "segclr_uda", "dann", "segclr_dg", "finetune", "svdna_segclr_uda"}
 NO_LABELED_STREAM = {"ssl_pretrain"}
 
 
