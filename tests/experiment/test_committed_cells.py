@@ -29,6 +29,7 @@ CELLS_OF = {
     "quality_search_gpu": "quality_search_gpu",
     "r1_appearance_cpu": "r1_appearance_cpu",
     "r2_realistic_cpu": "r2_realistic_cpu",
+    "r2_recipe_cpu": "r2_recipe_cpu",
     "recipe_levers_cpu": "recipe_levers",
     "recipe_modes_cpu": "recipe_modes",
     "recipe_svdna_cpu": "recipe_svdna",
