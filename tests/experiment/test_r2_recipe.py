@@ -71,8 +71,11 @@ def test_every_mode_of_the_method_table_has_a_row():
     assert modes == set(MODES)
 
 
+def _geometry(cfg) -> tuple[int, int, int]:
+    return cfg.data.input_height, cfg.data.crop_size, cfg.postprocess.min_component_px
+
+
 def test_the_full_resolution_upper_bound_has_the_recipes_geometry():
     cells = {c.method: c.config for c in _cells() if c.seed == 0}
-    geometry = (lambda c: (c.data.input_height, c.data.crop_size, c.postprocess.min_component_px))
-    assert geometry(cells["upper_bound_full_res"]) == geometry(cells["segclr_uda"]) == (496, 256, 80)
-    assert geometry(cells["upper_bound"]) == (248, 128, 20)
+    assert _geometry(cells["upper_bound_full_res"]) == _geometry(cells["segclr_uda"]) == (496, 256, 80)
+    assert _geometry(cells["upper_bound"]) == (248, 128, 20)
