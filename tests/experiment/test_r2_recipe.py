@@ -67,7 +67,8 @@ def test_the_control_differs_only_in_the_contrastive_weight():
 
 
 def test_every_mode_of_the_method_table_has_a_row():
-    modes = {c.config.objective.mode for c in _cells()} | {c.pretrain.objective.mode for c in _cells() if c.pretrain}
+    cells = _cells()
+    modes = {c.config.objective.mode for c in cells} | {c.pretrain.objective.mode for c in cells if c.pretrain}
     assert modes == set(MODES)
 
 
