@@ -16,7 +16,8 @@ from it. Training seconds depend on the machine each cell ran on, which the outp
         --new docs/results/r2_recipe_cpu/cells --map segclr_uda=segclr_uda_ch_a \\
         --out docs/results/r2_recipe_cpu/recipe_delta
 
-Exit status 2 when a folder holds no cell records or a named row is missing from either grid.
+Exit status 2 when a folder holds no cell records for the target, a record is unreadable, a named row is missing
+from either grid or scored on no B-scan of a domain, or the grids share no row.
 """
 
 from __future__ import annotations
@@ -24,52 +25,51 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
+import shlex
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 if (SRC / "segclr").is_dir() and str(SRC) not in sys.path:  # a clone without `pip install -e .`
     sys.path.insert(0, str(SRC))
 
-from segclr.experiment.cells import describe_machines  # noqa: E402
-from segclr.experiment.stats import dice_with_fluid, false_positive_scans  # noqa: E402
+from segclr.experiment.cells import describe_machines, read_cell  # noqa: E402
+from segclr.experiment.stats import dice_with_fluid, false_positive_scans, fmt_summary, welch_interval  # noqa: E402
 from segclr.io.atomic import atomic_write_text  # noqa: E402
 
 METRICS = ("pooled", "fluid_bscans")
 
 
 class DeltaError(Exception):
-    """A grid without records, or a named row missing from one of them."""
+    """A grid without records, an unreadable record, or a named row missing from one of the grids."""
 
 
 def load_grid(cells: Path, target: str) -> dict[str, list[dict]]:
     """method -> its cell records for ``target``, ordered by seed."""
-    paths = sorted(cells.glob("*.json"))
-    if not paths:
-        raise DeltaError(f"{cells}: no cell records (*.json)")
     grid: dict[str, list[dict]] = defaultdict(list)
-    for p in paths:
-        rec = json.loads(p.read_text())
-        if rec.get("target_device") == target:
+    for path in sorted(cells.glob("*.json")):
+        rec = read_cell(path)
+        if rec is None:
+            raise DeltaError(f"{path}: not a readable cell record")
+        if rec["target_device"] == target:
             grid[rec["method"]].append(rec)
+    if not grid:
+        raise DeltaError(f"{cells}: no cell records for target {target!r}")
     return {m: sorted(recs, key=lambda r: r["seed"]) for m, recs in grid.items()}
 
 
-def row_scores(records: list[dict], domain: str, cls: str = "fluid") -> dict:
-    """Per-seed pooled Dice and Dice on B-scans with fluid, false-positive B-scans, training seconds."""
-    pooled = {r["seed"]: float(row["dice_pooled"]) for r in records for row in r["rows"]
-              if row["domain"] == domain and row["class"] == cls}
-    cases = [c for r in records for c in r["cases"]]
-    target = records[0]["target_device"] if records else ""
-    method = records[0]["method"] if records else ""
-    fluid = dice_with_fluid(cases, method, target, domain)
-    fp = false_positive_scans(cases, method, target, domain)
-    return {"seeds": sorted(pooled), "pooled": [pooled[s] for s in sorted(pooled)],
-            "fluid_bscans": [fluid[s] for s in sorted(pooled) if s in fluid],
-            "false_positive": fp, "train_s": [float(r["train_seconds"]) for r in records if _on_cpu(r)]}
+def _summary(per_seed: dict[int, float]) -> dict | None:
+    """{mean, std, n, seeds} over the seeds with a number (NaN seeds left out, as the study report does)."""
+    seeds = sorted(s for s, v in per_seed.items() if not math.isnan(v))
+    if not seeds:
+        return None
+    values = [per_seed[s] for s in seeds]
+    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            "n": len(values), "seeds": seeds, "values": values}
 
 
 def _on_cpu(record: dict) -> bool:
@@ -77,24 +77,23 @@ def _on_cpu(record: dict) -> bool:
     return (record.get("machine") or {}).get("device", "cpu") == "cpu"
 
 
-def welch(new: list[float], old: list[float], level: float = 0.95) -> dict:
-    """Difference of means new - old with a Welch (unequal variances) t interval; NaN bounds below 2 a side."""
-    from scipy.stats import t
-
-    diff = statistics.fmean(new) - statistics.fmean(old)
-    if len(new) < 2 or len(old) < 2:
-        return {"diff": diff, "low": math.nan, "high": math.nan}
-    va, vb = statistics.variance(new) / len(new), statistics.variance(old) / len(old)
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return {"diff": diff, "low": diff, "high": diff}
-    df = (va + vb) ** 2 / (va ** 2 / (len(new) - 1) + vb ** 2 / (len(old) - 1))
-    half = float(t.ppf(0.5 + level / 2, df)) * se
-    return {"diff": diff, "low": diff - half, "high": diff + half}
+def row_scores(records: list[dict], domain: str, cls: str = "fluid") -> dict:
+    """Per metric the summary over seeds (pooled Dice, Dice on B-scans with fluid), false-positive B-scans and
+    the training seconds of the cells trained on a CPU."""
+    method, target = records[0]["method"], records[0]["target_device"]
+    pooled = {r["seed"]: float(row["dice_pooled"]) for r in records for row in r["rows"]
+              if row["domain"] == domain and row["class"] == cls}
+    cases = [c for r in records for c in r["cases"]]
+    cpu_s = [float(r["train_seconds"]) for r in records if _on_cpu(r)]
+    return {"pooled": _summary(pooled), "fluid_bscans": _summary(dice_with_fluid(cases, method, target, domain)),
+            "false_positive": false_positive_scans(cases, method, target, domain),
+            "cpu_train_s": {"mean": float(np.mean(cpu_s)), "n": len(cpu_s)} if cpu_s else None}
 
 
 def compare(new: dict[str, list[dict]], old: dict[str, list[dict]], pairs: list[tuple[str, str]],
             domains: list[str]) -> list[dict]:
+    if not pairs:
+        raise DeltaError("the two grids share no row (name the differing ones with --map NEW=OLD)")
     out = []
     for new_name, old_name in pairs:
         for grid, name, which in ((new, new_name, "new"), (old, old_name, "old")):
@@ -102,22 +101,19 @@ def compare(new: dict[str, list[dict]], old: dict[str, list[dict]], pairs: list[
                 raise DeltaError(f"row {name!r} has no cell records in the {which} grid")
         for domain in domains:
             a, b = row_scores(new[new_name], domain), row_scores(old[old_name], domain)
+            if a["pooled"] is None or b["pooled"] is None:
+                raise DeltaError(f"row {new_name!r} / {old_name!r}: no pooled Dice on {domain!r} in one of the grids")
             entry = {"row": new_name, "old_row": old_name, "domain": domain, "new": a, "old": b}
             for metric in METRICS:
-                entry[metric] = welch(a[metric], b[metric])
+                entry[metric] = welch_interval(*((side[metric] or {}).get("values", []) for side in (a, b)))
             out.append(entry)
     return out
 
 
-def _ms(values: list[float]) -> str:
-    if not values:
-        return "n/a"
-    sd = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
-    return f"{statistics.fmean(values):.3f}{sd} (n={len(values)})"
-
-
 def _delta(d: dict) -> str:
-    ci = "" if math.isnan(d["low"]) else f" [{d['low']:+.3f}, {d['high']:+.3f}]"
+    if math.isnan(d["diff"]):
+        return "n/a"
+    ci = " (no interval)" if math.isnan(d["low"]) else f" [{d['low']:+.3f}, {d['high']:+.3f}]"
     return f"{d['diff']:+.3f}{ci}"
 
 
@@ -125,8 +121,8 @@ def _fp(fp: dict | None) -> str:
     return "n/a" if fp is None else f"{fp['mean']:.1f} of {fp['of']}"
 
 
-def _seconds(values: list[float]) -> str:
-    return f"{statistics.fmean(values):.0f}" if values else "n/a"
+def _seconds(s: dict | None) -> str:
+    return "n/a" if s is None else f"{s['mean']:.0f} (n={s['n']})"
 
 
 def format_table(entries: list[dict]) -> str:
@@ -137,10 +133,10 @@ def format_table(entries: list[dict]) -> str:
     for e in entries:
         name = e["row"] if e["row"] == e["old_row"] else f"{e['row']} (old: {e['old_row']})"
         a, b = e["new"], e["old"]
-        lines.append(f"| {name} | {e['domain']} | {_ms(b['pooled'])} | {_ms(a['pooled'])} | {_delta(e['pooled'])} "
-                     f"| {_ms(b['fluid_bscans'])} | {_ms(a['fluid_bscans'])} | {_delta(e['fluid_bscans'])} "
-                     f"| {_fp(b['false_positive'])} / {_fp(a['false_positive'])} "
-                     f"| {_seconds(b['train_s'])} / {_seconds(a['train_s'])} |")
+        lines.append(f"| {name} | {e['domain']} | {fmt_summary(b['pooled'])} | {fmt_summary(a['pooled'])} "
+                     f"| {_delta(e['pooled'])} | {fmt_summary(b['fluid_bscans'])} | {fmt_summary(a['fluid_bscans'])} "
+                     f"| {_delta(e['fluid_bscans'])} | {_fp(b['false_positive'])} / {_fp(a['false_positive'])} "
+                     f"| {_seconds(b['cpu_train_s'])} / {_seconds(a['cpu_train_s'])} |")
     return "\n".join(lines)
 
 
@@ -156,26 +152,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--domains", nargs="*", default=["spectralis", "cirrus_like", "topcon_like"])
     ap.add_argument("--out", type=Path, help="write <out>.md and <out>.json")
     args = ap.parse_args(argv)
-    try:
-        renames = dict(item.split("=", 1) for item in args.map)
-    except ValueError:
+    if any("=" not in item or not all(item.split("=", 1)) for item in args.map):
         ap.error("--map takes NEW=OLD pairs")
+    renames = dict(item.split("=", 1) for item in args.map)
     try:
         new, old = load_grid(args.new, args.target), load_grid(args.old, args.target)
+        unknown = [f"{n}={o}" for n, o in renames.items() if n not in new or o not in old]
+        if unknown:
+            raise DeltaError(f"--map {' '.join(unknown)}: no such row in the new or the old grid")
         names = args.methods or [m for m in new if renames.get(m, m) in old]
-        entries = compare(new, old, [(m, renames.get(m, m)) for m in names], args.domains)
+        pairs = [(m, renames.get(m, m)) for m in names]
+        entries = compare(new, old, pairs, args.domains)
     except DeltaError as exc:
         print(f"recipe_delta: {exc}", file=sys.stderr)
         return 2
-    records = [r for grid in (new, old) for recs in grid.values() for r in recs]
+    records = [r for n, o in pairs for r in new[n] + old[o]]
+    command = shlex.join(["python", "benchmarks/recipe_delta.py", *(argv if argv is not None else sys.argv[1:])])
     text = "\n\n".join([
         f"# What the recipe changed: {args.new} against {args.old}",
         "Unpaired: each side's seeds are independent samples (mean ± standard deviation over seeds, n seeds); "
-        "\"fluid B-scans\" is the mean Dice over the test B-scans whose reference has fluid; test patients 9-10, "
-        "a report only. Regenerate with `python benchmarks/recipe_delta.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]) + "`.",
+        "\"fluid B-scans\" is the mean Dice over the scored B-scans whose reference has fluid; the interval is a "
+        "Welch t interval (none with one seed a side or no spread). A report of what changed, not a test of it. "
+        f"Regenerate with `{command}`.",
         format_table(entries),
-        f"Machines: {describe_machines(records)}.",
+        f"Machines (compared rows only): {describe_machines(records)}.",
     ]) + "\n"
     print(text)
     if args.out:

@@ -4,9 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from scipy.stats import t as student_t
 
-from segclr.experiment.stats import (bootstrap_ci, dice_with_fluid, pooled_seed_test, seed_differences,
-                                     seed_level_test, t_interval)
+from segclr.experiment.stats import (bootstrap_ci, dice_with_fluid, fmt_summary, pooled_seed_test, seed_differences,
+                                     seed_level_test, t_interval, welch_interval)
 
 
 def test_seed_differences_by_hand():
@@ -64,3 +65,24 @@ def test_pooled_seed_test_reads_results_rows():
     t = pooled_seed_test(rows, "dev", "A", "B", "dev")
     assert t["n_seeds"] == 2 and t["mean_diff"] == pytest.approx((0.10 - 0.04) / 2)
     assert t["wins"] == 1 and t["losses"] == 1
+
+
+def test_welch_interval_by_hand_and_at_its_edges():
+    d = welch_interval([0.70, 0.66, 0.71], [0.60, 0.62, 0.58, 0.61])
+    va, vb = np.var([0.70, 0.66, 0.71], ddof=1) / 3, np.var([0.60, 0.62, 0.58, 0.61], ddof=1) / 4
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 3)  # Welch-Satterthwaite
+    half = student_t.ppf(0.975, df) * math.sqrt(va + vb)
+    assert d["diff"] == pytest.approx(0.69 - 0.6025)
+    assert (d["low"], d["high"]) == pytest.approx((d["diff"] - half, d["diff"] + half))
+    assert 2 < df < 5  # between the smaller side's n - 1 and n_a + n_b - 2
+    one = welch_interval([0.7], [0.6, 0.62])  # one value a side: a difference, no interval
+    assert one["diff"] == pytest.approx(0.09) and math.isnan(one["low"]) and math.isnan(one["high"])
+    flat = welch_interval([0.5, 0.5], [0.4, 0.4])  # no spread on either side: no interval, not a zero-width one
+    assert flat["diff"] == pytest.approx(0.1) and math.isnan(flat["low"])
+    assert all(math.isnan(v) for v in welch_interval([], [0.6, 0.62]).values())
+
+
+def test_fmt_summary():
+    assert fmt_summary(None) == "not run"
+    assert fmt_summary({"mean": 0.6543, "std": 0.0, "n": 1}) == "0.654 (1 seed)"
+    assert fmt_summary({"mean": 0.6543, "std": 0.0123, "n": 5}) == "0.654 ± 0.012 (n=5)"

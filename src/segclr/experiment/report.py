@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from segclr.evaluation.report import save_figure
-from segclr.experiment.stats import false_positive_scans, fmt_p, paired_test, pooled_seed_test, seed_level_test
+from segclr.experiment.stats import (false_positive_scans, fmt_p, fmt_summary, paired_test, pooled_seed_test,
+                                     seed_level_test)
 from segclr.io.atomic import atomic_write_text
 
 
@@ -60,12 +61,6 @@ def summarize(rows: list[dict], metric: str = "dice_mean") -> dict[tuple[str, st
     return out
 
 
-def _cell(stats: dict | None) -> str:
-    if not stats:
-        return "not run"
-    if stats["n"] == 1:
-        return f"{stats['mean']:.3f} (1 seed)"
-    return f"{stats['mean']:.3f} ± {stats['std']:.3f} (n={stats['n']})"
 
 
 def _domains(rows: list[dict], target: str) -> list[str]:
@@ -82,7 +77,7 @@ def method_table(summary: dict, target: str, methods: list[str], domains: list[s
     lines = ["| method | " + " | ".join(f"{d}{' (target)' if d == target else ''}" for d in domains) + " |",
              "|---|" + "---|" * len(domains)]
     for m in methods:
-        lines.append(f"| {m} | " + " | ".join(_cell(summary.get((target, m, d))) for d in domains) + " |")
+        lines.append(f"| {m} | " + " | ".join(fmt_summary(summary.get((target, m, d))) for d in domains) + " |")
     return "\n".join(lines)
 
 
@@ -99,7 +94,7 @@ def ablation_table(summary: dict, target: str, methods: list[str]) -> str | None
     names = {"a": "Pa", "s": "Ps", "sa": "Ps+a"}
     lines = ["| head | " + " | ".join(names[p] for p in pairs) + " |", "|---|" + "---|" * len(pairs)]
     for head, label in (("ch", "Cch"), ("pool", "Cpool")):
-        lines.append(f"| {label} | " + " | ".join(_cell(cells.get((head, p))) for p in pairs) + " |")
+        lines.append(f"| {label} | " + " | ".join(fmt_summary(cells.get((head, p))) for p in pairs) + " |")
     return "\n".join(lines)
 
 
@@ -207,7 +202,8 @@ def _paired_section(cases: list[dict], target: str, pairs: list[tuple[str, str]]
             "mean Dice over the test B-scans whose reference has fluid; the per-seed differences (first minus "
             "second: positive favours the first) over the seeds both methods ran, with a 95 % Student-t "
             "interval, a 95 % percentile bootstrap interval (with 3-5 seeds it is about [min, max] of the "
-            "differences and too narrow: read the t interval), a sign test and a Wilcoxon signed-rank test. Seeds are the independent units: "
+            "differences and too narrow: read the t interval), a sign test and a Wilcoxon signed-rank test. "
+            "Seeds are the independent units: "
             "the smallest two-sided sign-test p with n seeds is 2^(1-n) (0.25 for 3 seeds, 0.0625 for 5).\n\n"
             + "\n".join(seed_lines) + pooled_part
             + "\n\n### Secondary: over (seed, B-scan) pairs\n\nWilcoxon signed-rank over (seed, B-scan) pairs "
@@ -234,7 +230,8 @@ def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)
     pooled = summarize(rows, "dice_pooled")
-    train_hours = sum({(r["method"], r["target_device"], r["seed"]): _f(r["train_seconds"]) for r in rows}.values()) / 3600
+    seconds_per_cell = {(r["method"], r["target_device"], r["seed"]): _f(r["train_seconds"]) for r in rows}
+    train_hours = sum(seconds_per_cell.values()) / 3600
     parts = [
         f"# {spec.get('name', 'experiment')}: results\n",
         (spec.get("description") or "").strip() + "\n" if spec.get("description") else "",
@@ -258,7 +255,7 @@ def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Pat
             lines = ["| unlabeled target patients | method | " + " | ".join(domains) + " |",
                      "|---|---|" + "---|" * len(domains)]
             for k in sorted(amount):
-                lines.append(f"| {k} | {amount[k]} | " + " | ".join(_cell(summary.get((target, amount[k], d)))
+                lines.append(f"| {k} | {amount[k]} | " + " | ".join(fmt_summary(summary.get((target, amount[k], d)))
                                                                   for d in domains) + " |")
             parts.append("\n### Amount of target data\n\n" + "\n".join(lines) + "\n")
             plot_amount(summary, target, amount, domains, out_dir / f"amount_{target}.png")

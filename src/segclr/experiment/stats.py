@@ -143,5 +143,33 @@ def paired_test(cases: list[dict], target: str, reference: str, other: str, doma
             "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum())}
 
 
+def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> dict:
+    """Unpaired: mean(a) - mean(b) with a Welch (unequal variances) t interval, for two independent samples
+    such as the seeds of two recipes. The bounds are NaN when a side has fewer than 2 values or neither side
+    varies (no spread to build an interval from); the difference is NaN when a side is empty."""
+    from scipy.stats import t
+
+    if not a or not b:
+        return {"diff": float("nan"), "low": float("nan"), "high": float("nan")}
+    diff = float(np.mean(a) - np.mean(b))
+    if len(a) < 2 or len(b) < 2:
+        return {"diff": diff, "low": float("nan"), "high": float("nan")}
+    va, vb = float(np.var(a, ddof=1)) / len(a), float(np.var(b, ddof=1)) / len(b)
+    if va + vb == 0:
+        return {"diff": diff, "low": float("nan"), "high": float("nan")}
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = float(t.ppf(0.5 + level / 2, df)) * math.sqrt(va + vb)
+    return {"diff": diff, "low": diff - half, "high": diff + half}
+
+
+def fmt_summary(stats: dict | None) -> str:
+    """``mean ± std (n=k)`` of a summary ({mean, std, n}); "(1 seed)" without a spread; "not run" for none."""
+    if not stats:
+        return "not run"
+    if stats["n"] == 1:
+        return f"{stats['mean']:.3f} (1 seed)"
+    return f"{stats['mean']:.3f} ± {stats['std']:.3f} (n={stats['n']})"
+
+
 def fmt_p(p: float) -> str:
     return "n/a" if p is None or (isinstance(p, float) and math.isnan(p)) else f"{p:.3g}"
