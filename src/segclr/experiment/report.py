@@ -61,8 +61,6 @@ def summarize(rows: list[dict], metric: str = "dice_mean") -> dict[tuple[str, st
     return out
 
 
-
-
 def _domains(rows: list[dict], target: str) -> list[str]:
     found = sorted({r["domain"] for r in rows if r["target_device"] == target})
     ordered = [d for d in ("spectralis", target) if d in found]
@@ -255,8 +253,8 @@ def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Pat
             lines = ["| unlabeled target patients | method | " + " | ".join(domains) + " |",
                      "|---|---|" + "---|" * len(domains)]
             for k in sorted(amount):
-                lines.append(f"| {k} | {amount[k]} | " + " | ".join(fmt_summary(summary.get((target, amount[k], d)))
-                                                                  for d in domains) + " |")
+                scores = (fmt_summary(summary.get((target, amount[k], d))) for d in domains)
+                lines.append(f"| {k} | {amount[k]} | " + " | ".join(scores) + " |")
             parts.append("\n### Amount of target data\n\n" + "\n".join(lines) + "\n")
             plot_amount(summary, target, amount, domains, out_dir / f"amount_{target}.png")
             parts.append(f"\n![amount](amount_{target}.png)\n")
