@@ -38,7 +38,8 @@ if (SRC / "segclr").is_dir() and str(SRC) not in sys.path:  # a clone without `p
     sys.path.insert(0, str(SRC))
 
 from segclr.experiment.cells import describe_machines, read_cell  # noqa: E402
-from segclr.experiment.stats import dice_with_fluid, false_positive_scans, fmt_summary, welch_interval  # noqa: E402
+from segclr.experiment.stats import (dice_with_fluid, false_positive_scans, fmt_summary, seed_summary,  # noqa: E402
+                                     welch_interval)
 from segclr.io.atomic import atomic_write_text  # noqa: E402
 
 METRICS = ("pooled", "fluid_bscans")
@@ -62,16 +63,6 @@ def load_grid(cells: Path, target: str) -> dict[str, list[dict]]:
     return {m: sorted(recs, key=lambda r: r["seed"]) for m, recs in grid.items()}
 
 
-def _summary(per_seed: dict[int, float]) -> dict | None:
-    """{mean, std, n, seeds} over the seeds with a number (NaN seeds left out, as the study report does)."""
-    seeds = sorted(s for s, v in per_seed.items() if not math.isnan(v))
-    if not seeds:
-        return None
-    values = [per_seed[s] for s in seeds]
-    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-            "n": len(values), "seeds": seeds, "values": values}
-
-
 def _on_cpu(record: dict) -> bool:
     """Trained on a CPU: GPU cells' seconds are left out of the training-time column, not averaged in."""
     return (record.get("machine") or {}).get("device", "cpu") == "cpu"
@@ -85,7 +76,8 @@ def row_scores(records: list[dict], domain: str, cls: str = "fluid") -> dict:
               if row["domain"] == domain and row["class"] == cls}
     cases = [c for r in records for c in r["cases"]]
     cpu_s = [float(r["train_seconds"]) for r in records if _on_cpu(r)]
-    return {"pooled": _summary(pooled), "fluid_bscans": _summary(dice_with_fluid(cases, method, target, domain)),
+    fluid = dice_with_fluid(cases, method, target, domain)
+    return {"pooled": seed_summary(pooled), "fluid_bscans": seed_summary(fluid),
             "false_positive": false_positive_scans(cases, method, target, domain),
             "cpu_train_s": {"mean": float(np.mean(cpu_s)), "n": len(cpu_s)} if cpu_s else None}
 

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import t as student_t
 
 from segclr.experiment.stats import (bootstrap_ci, dice_with_fluid, fmt_summary, pooled_seed_test, seed_differences,
-                                     seed_level_test, t_interval, welch_interval)
+                                     seed_level_test, seed_summary, t_interval, welch_interval)
 
 
 def test_seed_differences_by_hand():
@@ -86,3 +86,11 @@ def test_fmt_summary():
     assert fmt_summary(None) == "not run"
     assert fmt_summary({"mean": 0.6543, "std": 0.0, "n": 1}) == "0.654 (1 seed)"
     assert fmt_summary({"mean": 0.6543, "std": 0.0123, "n": 5}) == "0.654 ± 0.012 (n=5)"
+
+
+def test_seed_summary_leaves_nan_seeds_out_and_orders_seeds_numerically():
+    s = seed_summary({"10": 0.3, "2": 0.5, "1": float("nan"), "0": 0.4})
+    assert s["seeds"] == ["0", "2", "10"] and s["values"] == [0.4, 0.5, 0.3] and s["n"] == 3
+    assert s["mean"] == pytest.approx(0.4) and s["std"] == pytest.approx(0.1)
+    assert seed_summary({0: 0.7}) == {"mean": 0.7, "std": 0.0, "n": 1, "seeds": [0], "values": [0.7]}
+    assert seed_summary({0: float("nan")}) is None

@@ -17,7 +17,7 @@ import torch
 
 from segclr.evaluation.report import save_figure
 from segclr.experiment.stats import (false_positive_scans, fmt_p, fmt_summary, paired_test, pooled_seed_test,
-                                     seed_level_test)
+                                     seed_level_test, seed_summary)
 from segclr.io.atomic import atomic_write_text
 
 
@@ -39,7 +39,7 @@ def _f(x: str | float) -> float:
 
 
 def summarize(rows: list[dict], metric: str = "dice_mean") -> dict[tuple[str, str, str], dict]:
-    """(target_device, method, domain) -> {mean, std, n, seeds} over seeds (foreground classes averaged).
+    """(target_device, method, domain) -> stats.seed_summary over seeds (foreground classes averaged).
 
     Per seed the classes are averaged first (NaN-skipping); std is the sample std (ddof=1),
     0 for a single seed.
@@ -49,16 +49,8 @@ def summarize(rows: list[dict], metric: str = "dice_mean") -> dict[tuple[str, st
         v = _f(r[metric])
         if not math.isnan(v):
             per_seed[(r["target_device"], r["method"], r["domain"])][int(r["seed"])].append(v)
-    out = {}
-    for key, seeds in per_seed.items():
-        values = [float(np.mean(v)) for _, v in sorted(seeds.items())]
-        out[key] = {
-            "mean": float(np.mean(values)),
-            "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-            "n": len(values),
-            "seeds": sorted(seeds),
-        }
-    return out
+    return {key: seed_summary({seed: float(np.mean(v)) for seed, v in seeds.items()})
+            for key, seeds in per_seed.items()}
 
 
 def _domains(rows: list[dict], target: str) -> list[str]:

@@ -162,6 +162,17 @@ def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> dict:
     return {"diff": diff, "low": diff - half, "high": diff + half}
 
 
+def seed_summary(per_seed: dict) -> dict | None:
+    """{mean, std, n, seeds, values} over the seeds with a number (NaN seeds left out); std is the sample std
+    (ddof=1), 0 for a single seed; None when no seed has a number."""
+    seeds = sorted((s for s, v in per_seed.items() if not math.isnan(v)), key=int)
+    if not seeds:
+        return None
+    values = [float(per_seed[s]) for s in seeds]
+    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            "n": len(values), "seeds": seeds, "values": values}
+
+
 def fmt_summary(stats: dict | None) -> str:
     """``mean ± std (n=k)`` of a summary ({mean, std, n}); "(1 seed)" without a spread; "not run" for none."""
     if not stats:
