@@ -167,9 +167,11 @@ def _seed_line(a: str, b: str, t: dict) -> str:
 
 
 def _paired_section(cases: list[dict], target: str, pairs: list[tuple[str, str]], domain: str | None = None,
-                    rows: list[dict] | None = None) -> str:
-    """Paired comparisons on ``domain`` (default: the target domain itself)."""
+                    rows: list[dict] | None = None, extra: bool = False) -> str:
+    """Paired comparisons on ``domain`` (default: the target domain itself). ``extra`` marks a repeat on
+    another domain (the spec's ``compare_on``): its sub-headings then name the domain."""
     domain = domain or target
+    on = f" on `{domain}`" if extra else ""
     seed_lines, pooled_lines = list(SEED_HEADER), list(SEED_HEADER)
     scan_lines = ["| comparison | pairs | mean diff | median diff | wins/losses | Wilcoxon p |",
                   "|---|---|---|---|---|---|"]
@@ -185,7 +187,7 @@ def _paired_section(cases: list[dict], target: str, pairs: list[tuple[str, str]]
             scan_lines.append(f"| {a} − {b} | {s['n']} | {s['mean_diff']:+.3f} | {s['median_diff']:+.3f} | "
                               f"{s['wins']}/{s['losses']} | {fmt_p(s['p'])} |")
     where = "the target domain" if domain == target else f"`{domain}`"
-    pooled_part = ("\n\n### Pooled Dice, over seeds\n\nThe same seed-level test on pooled Dice (every test "
+    pooled_part = (f"\n\n### Pooled Dice{on}, over seeds\n\nThe same seed-level test on pooled Dice (every test "
                    "B-scan of the domain counted as one volume, false positives included).\n\n"
                    + "\n".join(pooled_lines)) if len(pooled_lines) > 2 else ""
     return (f"\n### Paired comparison on {where} (primary: over seeds)\n\nPer seed, each method's "
@@ -196,7 +198,7 @@ def _paired_section(cases: list[dict], target: str, pairs: list[tuple[str, str]]
             "Seeds are the independent units: "
             "the smallest two-sided sign-test p with n seeds is 2^(1-n) (0.25 for 3 seeds, 0.0625 for 5).\n\n"
             + "\n".join(seed_lines) + pooled_part
-            + "\n\n### Secondary: over (seed, B-scan) pairs\n\nWilcoxon signed-rank over (seed, B-scan) pairs "
+            + f"\n\n### Secondary{on}: over (seed, B-scan) pairs\n\nWilcoxon signed-rank over (seed, B-scan) pairs "
             "with fluid in the reference. The 22 test B-scans come from 2 patients, so these pairs are not "
             "independent and the p-values overstate the evidence: a description, not a test of the claim.\n\n"
             + "\n".join(scan_lines) + "\n")
@@ -258,6 +260,9 @@ def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Pat
             validation = spec.get("evaluate_on") == "validation"
             source = ((spec.get("base") or {}).get("data") or {}).get("source_domain", "spectralis")
             parts.append(_paired_section(cases, target, pairs, source if validation else None, rows=rows))
+            for domain in spec.get("compare_on") or []:
+                if domain in domains and domain != (source if validation else target):
+                    parts.append(_paired_section(cases, target, pairs, domain, rows=rows, extra=True))
     report = out_dir / "RESULTS.md"
     atomic_write_text(report, "\n".join(p for p in parts if p))
     return report

@@ -21,7 +21,7 @@ import yaml
 from segclr.config import ADDED_KEYS, ConfigError, RunConfig, fill_added, from_dict
 
 SPEC_KEYS = {"name", "description", "seeds", "target_devices", "reference", "base", "methods", "amount",
-             "cells", "baseline", "evaluate_on", "compare"}
+             "cells", "baseline", "evaluate_on", "compare", "compare_on"}
 EVALUATE_ON = ("test", "validation")
 
 
@@ -81,6 +81,9 @@ def load_spec(path: str | Path) -> dict:
     if not isinstance(compare, list) or not all(isinstance(p, list) and len(p) == 2 and all(isinstance(m, str) for m in p)
                                                 for p in compare):
         raise ConfigError(f"{path}: compare must be a list of [method, other method] pairs, got {compare!r}")
+    compare_on = spec.get("compare_on", [])
+    if not isinstance(compare_on, list) or not all(isinstance(d, str) for d in compare_on):
+        raise ConfigError(f"{path}: compare_on must be a list of domain names (e.g. [spectralis]), got {compare_on!r}")
     spec.setdefault("name", path.stem)
     return spec
 
