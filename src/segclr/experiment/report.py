@@ -257,11 +257,12 @@ def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Pat
         parts.append(_false_positive_section(cases, target, methods, domains))
         pairs = comparisons(spec, methods)
         if pairs:
-            validation = spec.get("evaluate_on") == "validation"
+            # a validation study is scored on the held-out source patients, a test study on the target device
             source = ((spec.get("base") or {}).get("data") or {}).get("source_domain", "spectralis")
-            parts.append(_paired_section(cases, target, pairs, source if validation else None, rows=rows))
+            primary = source if spec.get("evaluate_on") == "validation" else target
+            parts.append(_paired_section(cases, target, pairs, primary, rows=rows))
             for domain in spec.get("compare_on") or []:
-                if domain in domains and domain != (source if validation else target):
+                if domain in domains and domain != primary:
                     parts.append(_paired_section(cases, target, pairs, domain, rows=rows, extra=True))
     report = out_dir / "RESULTS.md"
     atomic_write_text(report, "\n".join(p for p in parts if p))
