@@ -72,3 +72,16 @@ def test_compare_on_must_be_a_list_of_domain_names(tmp_path):
             load_spec(path)
     path.write_text(yaml.safe_dump({"name": "x", "methods": {"a": {}}, "compare_on": ["spectralis"]}))
     assert load_spec(path)["compare_on"] == ["spectralis"]
+
+
+def test_compare_on_must_name_a_domain_the_cells_are_scored_on(tmp_path):
+    path = tmp_path / "exp.yaml"
+    # a typo would otherwise drop the repeat without a word
+    path.write_text(yaml.safe_dump({"name": "x", "methods": {"a": {}}, "compare_on": ["spectralsi"]}))
+    with pytest.raises(ConfigError, match=r"compare_on names \['spectralsi'\], which the cells are not scored on"):
+        load_spec(path)
+    # a base that scores fewer domains narrows what compare_on may name
+    path.write_text(yaml.safe_dump({"name": "x", "methods": {"a": {}}, "compare_on": ["topcon_like"],
+                                    "base": {"data": {"eval_domains": ["spectralis", "cirrus_like"]}}}))
+    with pytest.raises(ConfigError, match="eval_domains: \\['spectralis', 'cirrus_like'\\]"):
+        load_spec(path)

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from segclr.config import ADDED_KEYS, ConfigError, RunConfig, fill_added, from_dict
+from segclr.config import ADDED_KEYS, ConfigError, DataConfig, RunConfig, fill_added, from_dict
 
 SPEC_KEYS = {"name", "description", "seeds", "target_devices", "reference", "base", "methods", "amount",
              "cells", "baseline", "evaluate_on", "compare", "compare_on"}
@@ -84,6 +84,11 @@ def load_spec(path: str | Path) -> dict:
     compare_on = spec.get("compare_on", [])
     if not isinstance(compare_on, list) or not all(isinstance(d, str) for d in compare_on):
         raise ConfigError(f"{path}: compare_on must be a list of domain names (e.g. [spectralis]), got {compare_on!r}")
+    scored = ((spec.get("base") or {}).get("data") or {}).get("eval_domains", DataConfig().eval_domains)
+    unscored = [d for d in compare_on if d not in scored]
+    if unscored:
+        raise ConfigError(f"{path}: compare_on names {unscored}, which the cells are not scored on "
+                          f"(base data.eval_domains: {list(scored)})")
     spec.setdefault("name", path.stem)
     return spec
 
