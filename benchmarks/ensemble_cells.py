@@ -37,10 +37,9 @@ SRC = HERE.parent / "src"
 if (SRC / "segclr").is_dir() and str(SRC) not in sys.path:  # a clone without `pip install -e .`
     sys.path.insert(0, str(SRC))
 
-from segclr.config import from_dict  # noqa: E402
 from segclr.evaluation.benchmark import evaluate_domains  # noqa: E402
 from segclr.evaluation.metrics import bscan_counts  # noqa: E402
-from segclr.experiment.runner import bank_for, evaluate_validation, trained_model  # noqa: E402
+from segclr.experiment.runner import bank_for, evaluate_validation, stored_config, trained_model  # noqa: E402
 from segclr.inference.predict import Predictor  # noqa: E402
 from segclr.io.atomic import atomic_write_text  # noqa: E402
 
@@ -135,14 +134,14 @@ def main(argv: list[str] | None = None) -> int:
         for seeds, base_seed in zip(groups, args.baseline_seeds):
             members = [find_record(records, args.method, s) for s in seeds]
             base = find_record(records, args.baseline, base_seed)
-            where = {scored_on(from_dict(r["config"])) for r in (*members, base)}
+            where = {scored_on(stored_config(r["config"])) for r in (*members, base)}
             if len(where) > 1:
                 raise ValueError(f"{args.method} seeds {seeds} and {args.baseline} seed {base_seed} are not scored on "
                                  "the same B-scans (dataset, simulation seed, geometry, validation patients or test "
                                  "domains differ): their differences would not be paired")
-            ens, cases = score([model_of(r, args.runs) for r in members], from_dict(members[0]["config"]), args.on,
+            ens, cases = score([model_of(r, args.runs) for r in members], stored_config(members[0]["config"]), args.on,
                                args.devices, banks)
-            single, _ = score([model_of(base, args.runs)], from_dict(base["config"]), args.on, args.devices, banks)
+            single, _ = score([model_of(base, args.runs)], stored_config(base["config"]), args.on, args.devices, banks)
             results.append({"seeds": seeds, "baseline_seed": base_seed, "ensemble": ens, "baseline": single,
                             "train_seconds": sum(r["train_seconds"] for r in members),
                             "baseline_train_seconds": base["train_seconds"],

@@ -28,8 +28,7 @@ import sys
 from fnmatch import fnmatch
 from pathlib import Path
 
-from segclr.config import from_dict
-from segclr.experiment.runner import bank_for, evaluate_validation, trained_model
+from segclr.experiment.runner import bank_for, evaluate_validation, stored_config, trained_model
 from segclr.inference.predict import Predictor
 from segclr.io.atomic import atomic_write_text
 
@@ -42,7 +41,7 @@ def cell_model(rec: dict, runs: list[Path]) -> Path:
     model = trained_model(rec, runs)
     if model is None:
         raise FileNotFoundError(f"{name}: no model.safetensors under {' '.join(map(str, runs))}")
-    if not from_dict(rec["config"]).data.val_patients:
+    if not stored_config(rec["config"]).data.val_patients:
         raise ValueError(f"{name}: its config holds no data.val_patients (not a validation search)")
     return model
 
@@ -59,7 +58,7 @@ def score_devices(predictor: Predictor, cfg, devices: list[str], banks: dict) ->
 
 def score_cell(rec: dict, runs: list[Path], devices: list[str], banks: dict) -> dict[str, dict]:
     """device -> {pooled, per_bscan, n} of one cell's model on its validation patients rendered as ``device``."""
-    return score_devices(Predictor(cell_model(rec, runs)), from_dict(rec["config"]), devices, banks)
+    return score_devices(Predictor(cell_model(rec, runs)), stored_config(rec["config"]), devices, banks)
 
 
 def paired(scores: dict, method: str, baseline: str, device: str, key: str) -> list[float]:
