@@ -185,7 +185,8 @@ def report(results: list[dict], args) -> str:
                          f"B-scans of {src} than the ensemble was scored on, e.g. --on test for a validation grid)")
         elif mem:
             lines.append(f"- seeds {','.join(map(str, r['seeds']))}: pooled "
-                         f"{r['ensemble'][src]['pooled'] - statistics.fmean(m['pooled'] for m in mem):+.3f}, per B-scan "
+                         f"{r['ensemble'][src]['pooled'] - statistics.fmean(m['pooled'] for m in mem):+.3f}, "
+                         "per B-scan "
                          f"{r['ensemble'][src]['per_bscan'] - statistics.fmean(m['per_bscan'] for m in mem):+.3f}")
     return "\n".join(lines) + "\n"
 

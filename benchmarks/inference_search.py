@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / f"{args.name}.json", json.dumps(
         {"val_patients": args.val_patients, "models": per_model, "rows": rows,
-         "chosen": {"threshold": chosen["threshold"], "flip": chosen["flip"], "erode_px": chosen["erode_px"]}}, indent=1))
+         "chosen": {"threshold": chosen["threshold"], "flip": chosen["flip"], "erode_px": chosen["erode_px"]}},
+        indent=1))
 
     empty = sum(not (r == 1).any() for r in refs)
     cmd = " ".join(["python benchmarks/inference_search.py", *(argv if argv is not None else sys.argv[1:])])
@@ -226,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
              "with the shipped post-processing. The test patients were not read. Mean over the models; "
              "paired differences against the default (threshold 0.5, no flip, no erosion) per model.", "",
              f"Regenerate: `{cmd}`", "",
-             "| fluid threshold | flip TTA | erosion (px) | pooled Dice | Dice per B-scan | Dice on B-scans with fluid | "
+             "| fluid threshold | flip TTA | erosion (px) | pooled Dice | Dice per B-scan | "
+             "Dice on B-scans with fluid | "
              f"false-positive B-scans (of {empty}) | per-B-scan diff per model | "
              + "".join(f"{d}: mean pooled diff | " for d in args.devices)
              + f"passes | ensemble of the {len(names)}: pooled / per B-scan / FP |",
@@ -234,11 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         mark = " **(chosen)**" if r is chosen else ""
         e = r["ensemble"]
-        lines.append(f"| {r['threshold']}{mark} | {'yes' if r['flip'] else 'no'} | {r['erode_px']} | {r['dice_pooled']:.4f} | "
+        is_default = (r["threshold"], r["flip"], r["erode_px"]) == DEFAULT
+        verdict = "yes" if r["passes"] else ("default" if is_default else "no")
+        lines.append(f"| {r['threshold']}{mark} | {'yes' if r['flip'] else 'no'} | {r['erode_px']} | "
+                     f"{r['dice_pooled']:.4f} | "
                      f"{r['dice_per_bscan']:.4f} | {r['dice_fluid_bscans']:.4f} | {r['false_positive_bscans']:.2f} | "
                      f"{' / '.join(f'{d:+.3f}' for d in r['diff_per_bscan'])} | "
                      + "".join(f"{r['device_guard'][d]:+.4f} | " for d in args.devices)
-                     + f"{'yes' if r['passes'] else ('default' if (r['threshold'], r['flip'], r['erode_px']) == DEFAULT else 'no')} | "
+                     + f"{verdict} | "
                      f"{e['dice_pooled']:.4f} / {e['dice_per_bscan']:.4f} / {e['false_positive_bscans']} |")
     lines += ["", "Rule, fixed before the first run: a setting replaces the default only if the mean paired "
               "difference over the models is > 0 in pooled Dice and in Dice per B-scan and Dice per B-scan rises "

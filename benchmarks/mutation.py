@@ -181,7 +181,8 @@ def _sha1(path: Path) -> str:
 
 
 def write_summary(results: dict[str, dict]) -> None:
-    lines = ["| module | files | killed / scored | score | no tests | wall s | CPU s |", "|---|---|---|---|---|---|---|"]
+    lines = ["| module | files | killed / scored | score | no tests | wall s | CPU s |",
+             "|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         files = ", ".join(Path(f).name for f in r["files"])
         if r["only"]:

@@ -49,8 +49,8 @@ def seed_metrics(cell: dict, domain: str) -> dict:
                            for c in cases])
     return {"pooled": float(row["dice_pooled"]), "per_bscan": float(row["dice_mean"]),
             "fluid_bscans": counts["dice_fluid_bscans"], "false_pos": counts["false_positive_bscans"],
-            "empty": counts["empty_bscans"], "area_ratio": counts["area_ratio"], "train_seconds": float(cell["train_seconds"]),
-            "steps": int(cell["config"]["trainer"]["max_steps"])}
+            "empty": counts["empty_bscans"], "area_ratio": counts["area_ratio"],
+            "train_seconds": float(cell["train_seconds"]), "steps": int(cell["config"]["trainer"]["max_steps"])}
 
 
 def _ms(values: list[float]) -> str:
@@ -64,7 +64,8 @@ def _area(values: list[float | None]) -> str:
         return "not recorded"
     if any(v != v for v in values):
         return "n/a"
-    return f"{statistics.mean(values):.2f} ({min(values):.2f}-{max(values):.2f})" if len(values) > 1 else f"{values[0]:.2f}"
+    return (f"{statistics.mean(values):.2f} ({min(values):.2f}-{max(values):.2f})" if len(values) > 1
+            else f"{values[0]:.2f}")
 
 
 def time_to(curve: list[dict], seconds_per_step: float, threshold: float) -> float | None:

@@ -70,13 +70,15 @@ def main(argv: list[str] | None = None) -> int:
         summaries = score_model(model, bank_for(banks, cfg), cfg, args.on, postprocess=override)
         for row in rec["rows"]:
             new = next(m for m in summaries[row["domain"]]["mean"].values() if m["name"] == row["class"])
-            rows_out.append({"method": rec["method"], "seed": rec["seed"], "domain": row["domain"], "class": row["class"],
+            rows_out.append({"method": rec["method"], "seed": rec["seed"], "domain": row["domain"],
+                             "class": row["class"],
                              "pooled_Dice": new["pooled_Dice"], "Dice": new["Dice"],
                              **class_counts(summaries[row["domain"]], new["name"])})
             ok = abs(new["pooled_Dice"] - row["dice_pooled"]) < 1e-9 and abs(new["Dice"] - row["dice_mean"]) < 1e-9
             same, differ = same + ok, differ + (not ok)
             print(f"{'same' if ok else 'DIFFERS'}  {cell.stem} {row['domain']} {row['class']}: pooled "
-                  f"{row['dice_pooled']:.6f} -> {new['pooled_Dice']:.6f} ({new['pooled_Dice'] - row['dice_pooled']:+.4f}), "
+                  f"{row['dice_pooled']:.6f} -> {new['pooled_Dice']:.6f} "
+                  f"({new['pooled_Dice'] - row['dice_pooled']:+.4f}), "
                   f"per B-scan {row['dice_mean']:.6f} -> {new['Dice']:.6f} ({new['Dice'] - row['dice_mean']:+.4f})",
                   flush=True)
     what = "" if args.min_component_px is None else f" (minimum fluid component {args.min_component_px} px)"

@@ -95,7 +95,8 @@ def table(bundle: Path, predictor: Predictor, rows: dict) -> list[str]:
     src = rows[SOURCE_DOMAIN]["bscans"]
     lines = [f"**`{bundle}`**: {t['mode']}, {t['steps']} steps, seed {t['seed']}; trained on "
              f"{', '.join(dict.fromkeys(trained))}; threshold {thr:.4f} ({how}).", "",
-             "| domain | held-out patients | volumes flagged | B-scans flagged | mean B-scan score | AUROC vs spectralis |",
+             "| domain | held-out patients | volumes flagged | B-scans flagged | mean B-scan score "
+             "| AUROC vs spectralis |",
              "|---|---|---|---|---|---|"]
     for d, r in rows.items():
         role = "false alarms" if d == SOURCE_DOMAIN else ("training device" if d in trained else "detections")
@@ -110,7 +111,8 @@ def table(bundle: Path, predictor: Predictor, rows: dict) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", type=Path, action="append", default=[], help="bundle to score (repeatable)")
-    ap.add_argument("--train-steps", type=int, default=800, help="without --checkpoint: steps per model (default: the demo's 800)")
+    ap.add_argument("--train-steps", type=int, default=800,
+                    help="without --checkpoint: steps per model (default: the demo's 800)")
     ap.add_argument("--work", type=Path, default=Path("runs/shift_bench"), help="where trained models go")
     ap.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
     ap.add_argument("--sim-seeds", type=int, nargs="+", default=[0, 1],
@@ -124,7 +126,8 @@ def main() -> None:
     lines = []
     for bundle in bundles:
         lines += table(bundle, *score_model(bundle, args.sim_seeds, banks))
-    cmd = "python benchmarks/shift_auroc.py " + (" ".join(f"--checkpoint {b}" for b in args.checkpoint) if args.checkpoint
+    cmd = "python benchmarks/shift_auroc.py " + (" ".join(f"--checkpoint {b}" for b in args.checkpoint)
+                                                  if args.checkpoint
                                                   else f"--train-steps {args.train_steps} --seed {args.seed}")
     lines += [f"Command: `{cmd} --sim-seeds {' '.join(map(str, args.sim_seeds))}`; "
               f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "

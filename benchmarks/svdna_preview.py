@@ -9,8 +9,8 @@ patient), the device's target-train B-scan it is restyled toward (patient 6, unl
 result (segclr.data.svdna.svdna_restyle: the source's leading k singular components plus the
 target's trailing ones, then the target's histogram) and, for comparison, the device's own
 rendering of the same source B-scan; below each, a zoom on the speckle. All panels are at the
-half-resolution working grid of the demo and the studies (248 rows); a device B-scan on another pixel grid is resized to the
-source's working shape first, since SVDNA combines images of one size.
+half-resolution working grid of the demo and the studies (248 rows); a device B-scan on another
+pixel grid is resized to the source's working shape first, since SVDNA combines images of one size.
 
 The studies restyle 128-pixel crops with k drawn from ``svdna.k`` (our default 16-48 of rank 128).
 The whole B-scan here has a larger rank, so ``--k`` defaults to the middle of that range scaled to

@@ -29,7 +29,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "uda"
-    rc = main(["fit", "--config", str(CONFIGS / "segclr_uda.yaml"), "--out", str(out), "--set", "trainer.max_steps=3", *TINY])
+    rc = main(["fit", "--config", str(CONFIGS / "segclr_uda.yaml"), "--out", str(out), "--set", "trainer.max_steps=3",
+               *TINY])
     assert rc == 0
     return out
 
@@ -47,7 +48,8 @@ def scans(tmp_path_factory):
 
 
 def test_fit_writes_run_folder(run_dir):
-    for name in ("config.yaml", "model.safetensors", "checkpoints/last.ckpt", "logs/metrics.csv", "training_curves.png"):
+    for name in ("config.yaml", "model.safetensors", "checkpoints/last.ckpt", "logs/metrics.csv",
+                 "training_curves.png"):
         assert (run_dir / name).is_file(), name
     rows = list(csv.DictReader((run_dir / "logs" / "metrics.csv").open()))
     assert {"loss/sup", "loss/con_spectralis", "loss/con_cirrus_like"} <= set(rows[0])

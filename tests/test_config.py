@@ -345,10 +345,12 @@ def test_recipe_counts_must_not_be_negative(key, value):
 
 
 def test_schedule_and_warmup_edges():
-    with pytest.raises(ConfigError, match=r"^config key 'trainer\.schedule': 'step' is not one of cosine, poly, constant$"):
+    with pytest.raises(ConfigError,
+                       match=r"^config key 'trainer\.schedule': 'step' is not one of cosine, poly, constant$"):
         from_dict({"trainer": {"schedule": "step"}})
     assert from_dict({"trainer": {"max_steps": 5, "warmup_steps": 4}}).trainer.warmup_steps == 4
-    with pytest.raises(ConfigError, match=r"^config key 'trainer\.warmup_steps': 5 must be below trainer\.max_steps \(5\)$"):
+    with pytest.raises(ConfigError,
+                       match=r"^config key 'trainer\.warmup_steps': 5 must be below trainer\.max_steps \(5\)$"):
         from_dict({"trainer": {"max_steps": 5, "warmup_steps": 5}})
     with pytest.raises(ConfigError, match=r"trainer\.warmup_steps.*\(1\)"):
         from_dict({"trainer": {"max_steps": 1, "warmup_steps": 1}})

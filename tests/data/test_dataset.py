@@ -75,7 +75,8 @@ def test_fit_from_a_retouch_dataset(dataset, tmp_path):
 
 def test_labeled_role_without_labels_is_refused(tmp_path):
     _case(tmp_path / "a", 0, labeled=False)
-    (tmp_path / "d.yaml").write_text(yaml.safe_dump({"domains": {"x": [{"image": "a/oct.mhd", "role": "source_train"}]}}))
+    (tmp_path / "d.yaml").write_text(
+        yaml.safe_dump({"domains": {"x": [{"image": "a/oct.mhd", "role": "source_train"}]}}))
     argv = ["fit", "--out", str(tmp_path / "r"), "--set", f"data.dataset={tmp_path / 'd.yaml'}",
             "--set", "data.source_domain=x", "--set", "objective.mode=supervised", "--set", "trainer.max_steps=1",
             "--set", "data.crop_size=32", "--set", "data.input_height=64", "--set", "model.depth=2"]

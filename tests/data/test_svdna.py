@@ -181,6 +181,7 @@ def test_two_cli_steps_train_and_every_parameter_gets_a_gradient(mode, tmp_path,
     step = module.objective.step(module.net, _batch(dm), module.augment)
     assert torch.isfinite(step.loss)
     step.loss.backward()
-    missing = [n for n, p in module.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
+    missing = [n for n, p in module.named_parameters()
+               if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
     assert not missing, f"no gradient for {missing}"
     assert ("loss/con_cirrus_like" in step.logs) == (mode == "svdna_segclr_uda")

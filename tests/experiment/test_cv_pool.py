@@ -52,7 +52,8 @@ def test_folds_pool_into_one_out_of_fold_score(cells, load_script, tmp_path):
     lever0 = data["seeds"]["0"]["lever"]["pooled"]
     assert lever0["pooled"] == pytest.approx(2 * (9 + 3) / (16 + 11 + 6 + 2))
     verdict = data["verdict"]
-    assert verdict["per_bscan"][0] == pytest.approx(lever0["per_bscan"] - data["seeds"]["0"]["baseline"]["pooled"]["per_bscan"])
+    assert verdict["per_bscan"][0] == pytest.approx(lever0["per_bscan"]
+                                                    - data["seeds"]["0"]["baseline"]["pooled"]["per_bscan"])
     assert verdict["kept"] == (sum(verdict["pooled"]) > 0 and sum(verdict["per_bscan"]) > 0
                                and all(d > 0 for d in verdict["per_bscan"]))
     assert verdict["kept"]  # the lever finds more of both pockets and marks less of the empty B-scan

@@ -62,7 +62,8 @@ def test_inference_search_rule(load_script):
     assert not search.passes_rule(up, {"cirrus_like": -0.011})  # the device guard
     one_down = {**up, "b": {"dice_pooled": 0.05, "dice_per_bscan": -0.001}}
     assert not search.passes_rule(one_down)  # Dice per B-scan must rise for every model
-    pooled_down = {"a": {"dice_pooled": -0.02, "dice_per_bscan": 0.02}, "b": {"dice_pooled": 0.01, "dice_per_bscan": 0.01}}
+    pooled_down = {"a": {"dice_pooled": -0.02, "dice_per_bscan": 0.02},
+                   "b": {"dice_pooled": 0.01, "dice_per_bscan": 0.01}}
     assert not search.passes_rule(pooled_down)
 
 

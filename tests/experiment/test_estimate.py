@@ -18,7 +18,8 @@ def _write_cell(folder, name, mode, steps, seconds, machine=HERE, batch=8, pretr
     folder.mkdir(parents=True, exist_ok=True)
     cfg = from_dict({"objective": {"mode": mode}, "trainer": {"max_steps": steps},
                      "data": {"batch_size": batch, "crop_size": 128}})   # the reference crop
-    record = {"format": CELL_FORMAT, "config": asdict(cfg), "train_seconds": seconds, "machine": dict(machine), "pretrain": pretrain}
+    record = {"format": CELL_FORMAT, "config": asdict(cfg), "train_seconds": seconds, "machine": dict(machine),
+              "pretrain": pretrain}
     (folder / f"{name}.json").write_text(json.dumps(record))
 
 

@@ -11,7 +11,8 @@ from segclr.experiment.runner import run_experiment
 def test_recorded_cells_score_the_same_and_a_larger_minimum_component_removes_all_fluid(tmp_path, capsys,
                                                                                           load_script):
     rescore = load_script("benchmarks/rescore_cells.py")
-    spec = load_script("tests/experiment/test_runner.py")._spec(tmp_path, {"sup": {"objective": {"mode": "supervised"}}})
+    spec = load_script("tests/experiment/test_runner.py")._spec(tmp_path,
+                                                                 {"sup": {"objective": {"mode": "supervised"}}})
     out = tmp_path / "out"
     run_experiment(spec, out)
     capsys.readouterr()

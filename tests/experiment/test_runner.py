@@ -34,7 +34,8 @@ def _spec(tmp_path: Path, methods: dict, **extra) -> Path:
 def test_grid_expansion_names_and_hashes(tmp_path):
     spec = load_spec(_spec(tmp_path, {
         "sup": {"objective": {"mode": "supervised"}},
-        "uda": {"objective": {"mode": "segclr_uda"}, "grid": {"model.head": ["ch", "pool"], "data.pairs": ["a", "s+a"]}},
+        "uda": {"objective": {"mode": "segclr_uda"},
+                "grid": {"model.head": ["ch", "pool"], "data.pairs": ["a", "s+a"]}},
         "ssl": {"pretrain": {"objective": {"mode": "ssl_pretrain"}}, "objective": {"mode": "finetune"}},
     }, seeds=[0, 1]))
     cells = expand_cells(spec)
@@ -220,7 +221,8 @@ def test_cell_files_round_trip(tmp_path):
                       config_hash="abc", config={"a": 1}, pretrain=None, train_seconds=12.34, rows=rows, cases=cases)
     record = read_cell(path)
     assert record["cases"] == cases and record["config"] == {"a": 1} and record["train_seconds"] == 12.3
-    assert record["rows"][0]["dice_mean"] == 0.5 and record["rows"][0]["dice_pooled"] != record["rows"][0]["dice_pooled"]
+    assert (record["rows"][0]["dice_mean"] == 0.5
+            and record["rows"][0]["dice_pooled"] != record["rows"][0]["dice_pooled"])
     assert record["machine"]["torch_threads"] >= 1
     assert cell_is_done(path, "abc") and not cell_is_done(path, "abd")
     path.write_text("{truncated")
@@ -290,7 +292,8 @@ def test_methods_patterns_pick_rows_and_refuse_a_miss(tmp_path):
     from segclr.config import ConfigError
     from segclr.experiment.runner import select_methods
 
-    cells = expand_cells(load_spec(_spec(tmp_path, {"sup": {}, "sup_aug": {}, "uda": {"objective": {"mode": "segclr_uda"}}})))
+    cells = expand_cells(load_spec(_spec(tmp_path, {"sup": {}, "sup_aug": {},
+                                                    "uda": {"objective": {"mode": "segclr_uda"}}})))
     assert [c.method for c in select_methods(cells, ["sup*"])] == ["sup", "sup_aug"]
     assert select_methods(cells, None) == cells
     with pytest.raises(ConfigError, match="matches none"):

@@ -63,21 +63,24 @@ def case_unreadable_image(t: Path):
 def case_image_without_mask(t: Path):
     s = _scans(t / "s")
     (s / "masks" / NAME).unlink()
-    return ["evaluate", "--images", str(s / "images"), "--masks", str(s / "masks"), "--out", str(t / "out" / "s.json")], \
+    return ["evaluate", "--images", str(s / "images"), "--masks", str(s / "masks"),
+            "--out", str(t / "out" / "s.json")], \
         s / "masks" / NAME
 
 
 def case_shape_mismatch(t: Path):
     s = _scans(t / "s")
     _png(s / "masks" / NAME, np.zeros((100, 100), np.uint8))
-    return ["evaluate", "--images", str(s / "images"), "--masks", str(s / "masks"), "--out", str(t / "out" / "s.json")], \
+    return ["evaluate", "--images", str(s / "images"), "--masks", str(s / "masks"),
+            "--out", str(t / "out" / "s.json")], \
         NAME
 
 
 def case_mask_values_outside_labels(t: Path):
     s = _scans(t / "s")
     _png(s / "masks" / NAME, np.full((496, 768), 7, np.uint8))
-    return ["evaluate", "--images", str(s / "images"), "--masks", str(s / "masks"), "--out", str(t / "out" / "s.json")], \
+    return ["evaluate", "--images", str(s / "images"), "--masks", str(s / "masks"),
+            "--out", str(t / "out" / "s.json")], \
         s / "masks" / NAME
 
 

@@ -19,11 +19,13 @@ def test_package_writes_a_default_model_that_the_package_lists(tiny_bundle, tmp_
                                                       "packaged.json"]
     assert (dest / "model.safetensors").read_bytes() == tiny_bundle.read_bytes()
     packaged = json.loads((dest / "packaged.json").read_text())
-    assert packaged["dice"] == dice and packaged["status"] == ready.STATUS and "research use" in packaged["notice"].lower()
+    assert (packaged["dice"] == dice and packaged["status"] == ready.STATUS
+            and "research use" in packaged["notice"].lower())
     # the tiny bundle records no training seconds: None, not a made-up number
     assert packaged["train_s"] is None
     card = (dest / "model_card.md").read_text()
-    assert card.startswith(f"# {ready.NAME}: {ready.STATUS}\n") and "Regenerate: `python benchmarks/ready_model.py`" in card
+    assert (card.startswith(f"# {ready.NAME}: {ready.STATUS}\n")
+            and "Regenerate: `python benchmarks/ready_model.py`" in card)
     metrics = json.loads((dest / "model_card.json").read_text())["metrics"]
     assert metrics["per_domain"]["spectralis"] == {"Dice": 0.46, "n_dice": 16, "pooled_Dice": 0.68, "n_bscans": 22}
     (model,) = list_models(tmp_path / "models")

@@ -237,7 +237,8 @@ def test_defaults():
     [
         ([[1.0, 2.0]], torch.randn(1, 2), r"^z1 must be a torch\.Tensor, got list$"),
         (torch.randn(1, 2), (1.0, 2.0), r"^z2 must be a torch\.Tensor, got tuple$"),
-        (torch.randn(4, 8), torch.randn(3, 8), r"^z1 and z2 must have the same shape \(N, D\), got \(4, 8\) and \(3, 8\)$"),
+        (torch.randn(4, 8), torch.randn(3, 8),
+         r"^z1 and z2 must have the same shape \(N, D\), got \(4, 8\) and \(3, 8\)$"),
         (torch.randn(4, 0), torch.randn(4, 0), r"^z1 must have N >= 1 and D >= 1, got \(4, 0\)$"),
         (torch.randn(0, 3), torch.randn(0, 3), r"^z1 must have N >= 1 and D >= 1, got \(0, 3\)$"),
     ],

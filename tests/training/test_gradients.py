@@ -33,7 +33,8 @@ def test_every_parameter_gets_a_gradient(sections, bank, make_config):
     out = module.objective.step(module.net, batch, module.augment)
     assert torch.isfinite(out.loss)
     out.loss.backward()
-    missing = [n for n, p in module.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
+    missing = [n for n, p in module.named_parameters()
+               if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
     assert not missing, f"no gradient for {missing}"
     if cfg.uses_contrastive:
         assert any(k.startswith("loss/con_") for k in out.logs)
@@ -68,7 +69,8 @@ STUDY_CASES = [
 ]
 
 
-@pytest.mark.parametrize("sections", STUDY_CASES, ids=lambda s: "-".join(str(v) for d in s.values() for v in d.values()))
+@pytest.mark.parametrize("sections", STUDY_CASES,
+                         ids=lambda s: "-".join(str(v) for d in s.values() for v in d.values()))
 def test_study_modes_train_every_parameter(sections, bank, make_config):
     test_every_parameter_gets_a_gradient(sections, bank, make_config)
 

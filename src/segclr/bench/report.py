@@ -278,7 +278,8 @@ def render_md(s: dict) -> str:
                  "Spectralis patients 1-5, Duke spacing), each run a fresh interpreter, median of "
                  f"{len(c['samples_s']['predict'])}.\n")
         L.append("| run | s |\n|---|---|")
-        L.append(f"| start-up: a fresh interpreter importing what predict imports (torch, segclr) | {c['startup_s']:.2f} |")
+        L.append("| start-up: a fresh interpreter importing what predict imports (torch, segclr) | "
+                 f"{c['startup_s']:.2f} |")
         L.append(f"| `segclr predict`, start-up included | {c['predict_s']:.2f} |")
         L.append(f"| `segclr predict`, beyond start-up | {c['beyond_startup_s']:.2f} |")
         L.append(f"| `segclr predict --no-postprocess`, start-up included | {c['predict_no_postprocess_s']:.2f} |")

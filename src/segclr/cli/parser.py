@@ -86,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", type=Path, default=None,
                    help="model.safetensors written by fit (or its run folder)")
     e.add_argument("--images", type=Path, default=None,
-                   help="B-scan folder, volume file, folder or dataset, or a dataset file (.yaml: scores its test role)")
+                   help="B-scan folder, volume file, folder or dataset, or a dataset file "
+                        "(.yaml: scores its test role)")
     e.add_argument("--role", default="test", choices=["test", "source_train", "target_train"],
                    help="with a dataset file: the role to score (default: %(default)s, the held-out volumes)")
     e.add_argument("--masks", type=Path, default=None,
@@ -158,7 +159,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "train and score every cell, skip finished cells (resumable after a kill), and "
                                    "write results.csv, per_case.csv and RESULTS.md with figures.")
     x.add_argument("spec", type=Path, help="experiment YAML, e.g. configs/experiments/paper_cpu.yaml")
-    x.add_argument("--out", type=Path, default=Path("runs/experiment"), help="runs and aggregates (default: %(default)s)")
+    x.add_argument("--out", type=Path, default=Path("runs/experiment"),
+                   help="runs and aggregates (default: %(default)s)")
     x.add_argument("--seeds", type=int, nargs="+", default=None, help="override the file's seeds")
     x.add_argument("--report-dir", type=Path, default=None, help="where RESULTS.md and figures go (default: --out)")
     x.add_argument("--dry-run", action="store_true", help="list the cells and whether each is done, train nothing")

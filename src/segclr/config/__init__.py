@@ -12,10 +12,10 @@ trace from deep inside training (:mod:`segclr.config.loading`).
 from segclr.config.history import ADDED_KEYS, RUN_ONLY_KEYS, fill_added
 from segclr.config.loading import (_coerce, _update, all_keys, apply_overrides, dump_config, from_dict, load_config,
                                    parse_override, validate)
-from segclr.config.schema import (BN_STATS, CONTRASTIVE_LOSSES, CONTRASTIVE_MODES, FLUID_CROP_BY, GEOMETRIES, HEADS, MODES, NORMS,
-                                  PAIRS, SCHEDULES, STEMS, SUP_LOSSES, SVDNA_MODES, AugmentConfig, ConfigError, DataConfig,
-                                  ModelConfig, ObjectiveConfig, PostprocessConfig, RunConfig, SVDNAConfig,
-                                  TrainerConfig)
+from segclr.config.schema import (BN_STATS, CONTRASTIVE_LOSSES, CONTRASTIVE_MODES, FLUID_CROP_BY, GEOMETRIES, HEADS,
+                                  MODES, NORMS, PAIRS, SCHEDULES, STEMS, SUP_LOSSES, SVDNA_MODES, AugmentConfig,
+                                  ConfigError, DataConfig, ModelConfig, ObjectiveConfig, PostprocessConfig, RunConfig,
+                                  SVDNAConfig, TrainerConfig)
 
 __all__ = [
     "ADDED_KEYS", "BN_STATS", "CONTRASTIVE_LOSSES", "CONTRASTIVE_MODES", "FLUID_CROP_BY", "GEOMETRIES", "HEADS",

@@ -125,7 +125,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("config key 'objective.ce_fluid_weight': weighs the cross-entropy of "
                           "sup_loss 'dice_ce' with num_classes >= 2; set it back to 1.0 or use dice_ce")
     if not (math.isfinite(cfg.objective.blob_weight) and cfg.objective.blob_weight >= 0):
-        raise ConfigError(f"config key 'objective.blob_weight': must be finite and >= 0, got {cfg.objective.blob_weight}")
+        raise ConfigError(f"config key 'objective.blob_weight': must be finite and >= 0, "
+                          f"got {cfg.objective.blob_weight}")
     if cfg.objective.blob_weight and cfg.objective.deep_supervision:
         raise ConfigError("config key 'objective.blob_weight': not with objective.deep_supervision (on labels "
                           "downsampled to the coarse levels small pockets vanish or split); turn one off")
@@ -150,7 +151,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.objective.mode == "finetune" and not cfg.objective.init_from:
         raise ConfigError("config key 'objective.init_from': mode finetune needs a pretrained model.safetensors")
     if cfg.data.target_patients < -1:
-        raise ConfigError(f"config key 'data.target_patients': must be -1 (all) or >= 0, got {cfg.data.target_patients}")
+        raise ConfigError(f"config key 'data.target_patients': must be -1 (all) or >= 0, "
+                          f"got {cfg.data.target_patients}")
     if cfg.objective.mode in needs_target and not cfg.data.target_domains:
         raise ConfigError(f"config key 'data.target_domains': mode {cfg.objective.mode} needs a target domain")
     if cfg.uses_contrastive and cfg.objective.contrastive_loss == "ntxent" and cfg.data.batch_size < 2:
@@ -239,7 +241,8 @@ def load_config(path: str | Path | None, overrides: list[str] = (), *, saved_run
     except ConfigError as err:
         if path is None and not overrides:
             raise
-        where = " with ".join(x for x in (str(path) if path is not None else "", "--set values" if overrides else "") if x)
+        where = " with ".join(x for x in (str(path) if path is not None else "", "--set values" if overrides else "")
+                              if x)
         raise ConfigError(f"{where}: {err}") from None
 
 

@@ -38,7 +38,8 @@ class WorkingVolume:
 
 def to_working_volume(vol: Volume, prep: Preprocessing) -> WorkingVolume:
     pairs = [to_working(img, msk, prep, vol.spacing_um) for img, msk in zip(vol.images, vol.masks)]
-    return WorkingVolume(vol.domain, vol.patient, torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]))
+    return WorkingVolume(vol.domain, vol.patient, torch.stack([p[0] for p in pairs]),
+                         torch.stack([p[1] for p in pairs]))
 
 
 def pad_to_crop(vol: WorkingVolume, crop: int) -> WorkingVolume:
@@ -56,7 +57,8 @@ def pad_to_crop(vol: WorkingVolume, crop: int) -> WorkingVolume:
     return WorkingVolume(vol.domain, vol.patient, images, masks)
 
 
-def _crop_origin(h: int, w: int, crop: int, rng: np.random.Generator, centre: tuple[int, int] | None = None) -> tuple[int, int]:
+def _crop_origin(h: int, w: int, crop: int, rng: np.random.Generator,
+                 centre: tuple[int, int] | None = None) -> tuple[int, int]:
     if h < crop or w < crop:
         raise ValueError(f"crop size {crop} is larger than the working image {h}x{w}; lower data.crop_size")
     if centre is None:
@@ -265,7 +267,8 @@ class SegCLRDataModule(L.LightningDataModule):
         for domain, role, vols in labeled:
             unlabeled = [v.names[0].split("#")[0] for v in vols if not v.labeled]
             if unlabeled:
-                raise InputError(f"{unlabeled[0]}: domain {domain} role {role} trains with labels, but this volume has none")
+                raise InputError(f"{unlabeled[0]}: domain {domain} role {role} trains with labels, "
+                                 "but this volume has none")
             for v in vols:
                 top = max(int(m.max()) for m in v.masks)
                 if top >= cfg.model.num_classes:
@@ -295,7 +298,8 @@ class SegCLRDataModule(L.LightningDataModule):
         missing = sorted(val_ids - set(known))
         if missing:
             raise InputError(f"data.val_patients {missing}: not among the labeled training patients of domain {src} "
-                             f"({', '.join(map(str, known)) or 'none'}); the validation split is taken from them, never "
+                             f"({', '.join(map(str, known)) or 'none'}); the validation split is taken from them, "
+                             "never "
                              f"from the test patients")
         if val_ids >= set(known):
             raise InputError(f"data.val_patients {sorted(val_ids)}: holds out every training patient of domain {src}; "

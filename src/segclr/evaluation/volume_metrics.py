@@ -323,7 +323,8 @@ def format_volume_summary(summary: dict) -> str:
             f"{'HD95 mm':>10}{'volumes':>9}"]
     for v in summary["mean"].values():
         rows.append(f"{v['name']:<12}{_fmt(v['Dice']):>15}{_fmt(v['Dice_slice_mean']):>15}"
-                    f"{_fmt(v['pooled_Dice']):>13}{_fmt(v.get('area_ratio')):>17}{_fmt(v['HD95_mm']):>10}{v['n_cases']:>9}")
+                    f"{_fmt(v['pooled_Dice']):>13}{_fmt(v.get('area_ratio')):>17}{_fmt(v['HD95_mm']):>10}"
+                    f"{v['n_cases']:>9}")
     return "\n".join(rows)
 
 

@@ -38,7 +38,8 @@ def machine_description() -> dict:
     device = "cpu"
     if torch.cuda.is_available():
         device = torch.cuda.get_device_name(0)
-    return {"machine": platform.machine(), "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    return {"machine": platform.machine(), "cpu": cpu_model(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "device": device, "python": platform.python_version()}
 

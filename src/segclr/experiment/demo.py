@@ -71,7 +71,8 @@ def demo_configs(seed: int = 0, steps: int | None = None, target: str | None = N
 
 
 def machine_description() -> str:
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    return (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+            f"torch {torch.__version__}")
 
 
 def _n_scored(summary: dict) -> int:
@@ -158,7 +159,8 @@ def _card_metrics(domains: dict) -> dict:
                                "n_bscans": v["n_bscans"]} for d, v in domains.items()}}
 
 
-def _write_overlays(out: Path, bank: DomainBank, domains: list[str], predictors: dict[str, Predictor]) -> dict[str, list[str]]:
+def _write_overlays(out: Path, bank: DomainBank, domains: list[str],
+                    predictors: dict[str, Predictor]) -> dict[str, list[str]]:
     from segclr.data.simulate import load_devices
 
     shown = {}
@@ -166,7 +168,8 @@ def _write_overlays(out: Path, bank: DomainBank, domains: list[str], predictors:
         vols = bank.volumes(d, "test")
         # the scale bar follows each domain's own grid (native-grid devices differ from the source)
         lateral_um = (vols[0].spacing_um or (0.0, load_devices()[0].lateral_spacing_um))[1]
-        cases = [Case(f"patient {v.patient} slice {k}", img, msk, {m: p(img, v.spacing_um) for m, p in predictors.items()})
+        cases = [Case(f"patient {v.patient} slice {k}", img, msk,
+                      {m: p(img, v.spacing_um) for m, p in predictors.items()})
                  for v in bank.volumes(d, "test") for k, (img, msk) in enumerate(zip(v.images, v.masks))]
         shown[d] = plot_representative(cases, out / f"overlays_{d}.png", title=f"{d}: test B-scans",
                                        lateral_um=lateral_um)

@@ -81,7 +81,8 @@ def format_dataset_summary(summary: dict) -> str:
         ratio = next(iter(classes.values())).get("area_ratio") if len(classes) == 1 else None
         rows.append(f"{d:<16}{_fmt(fg['Dice']):>20}{_fmt(fg['pooled_Dice']):>14}{_fmt(ratio):>15}{s['n_bscans']:>9}")
         if len(classes) > 1:  # several foreground classes: one line each under the domain's mean
-            rows += [f"  {v['name']:<14}{_fmt(v['Dice']):>20}{_fmt(v['pooled_Dice']):>14}{_fmt(v.get('area_ratio')):>15}"
+            rows += [f"  {v['name']:<14}{_fmt(v['Dice']):>20}{_fmt(v['pooled_Dice']):>14}"
+                     f"{_fmt(v.get('area_ratio')):>15}"
                      for v in classes.values()]
     if summary.get("skipped_unlabeled_volumes"):
         rows.append(f"({summary['skipped_unlabeled_volumes']} unlabeled volume(s) of this role skipped)")

@@ -95,7 +95,8 @@ def _scale_bar(ax, width: int, height: int, lateral_um: float | None) -> None:
             ha="center", va="bottom", path_effects=outline)
 
 
-def plot_representative(cases: list[Case], out_png: Path, title: str = "", lateral_um: float | None = None) -> list[str]:
+def plot_representative(cases: list[Case], out_png: Path, title: str = "",
+                        lateral_um: float | None = None) -> list[str]:
     """Draw :func:`representative` rows of ``cases`` into ``out_png``; returns the row labels."""
     rows = representative(cases)
     if not rows:

@@ -23,8 +23,9 @@ Cells are methods x target devices x seeds. Each cell trains into
 exists with the same config hash. The hash covers the whole config (and the pretraining
 config) except what only changes the reporting (``COSMETIC_KEYS``), so changing a cell, e.g. its
 steps, trains it afresh in a new folder instead of reusing an old model. A killed experiment
-re-run skips finished cells and resumes an unfinished training from its last checkpoint. After every cell the aggregates (``results.csv``,
-``per_case.csv``) are rewritten, and at the end the report (``RESULTS.md`` and figures).
+re-run skips finished cells and resumes an unfinished training from its last checkpoint. After
+every cell the aggregates (``results.csv``, ``per_case.csv``) are rewritten, and at the end the
+report (``RESULTS.md`` and figures).
 """
 
 from __future__ import annotations
@@ -165,7 +166,8 @@ def run_cell(cell: Cell, run_dir: Path, bank: DomainBank, progress: bool = False
             cfg.data.dataset, cfg.data.simulation_seed, cfg.data.geometry)
         pre_bank = bank if same else bank_for({}, cell.pretrain)
         seconds += _train(cell.pretrain, run_dir / "pretrain", pre_bank, config_hash(cell.pretrain))
-        cfg = from_dict(_merge(cfg.to_dict(), {"objective": {"init_from": str(run_dir / "pretrain" / "model.safetensors")}}))
+        cfg = from_dict(_merge(cfg.to_dict(),
+                               {"objective": {"init_from": str(run_dir / "pretrain" / "model.safetensors")}}))
     seconds += _train(cfg, run_dir / "train", bank, cell.hash)
     summaries = score_model(run_dir / "train" / "model.safetensors", bank, cfg, on, progress)
     result = {

@@ -78,7 +78,8 @@ def load_spec(path: str | Path) -> dict:
     if not spec.get("methods"):
         raise ConfigError(f"{path}: 'methods' is empty")
     compare = spec.get("compare", [])
-    if not isinstance(compare, list) or not all(isinstance(p, list) and len(p) == 2 and all(isinstance(m, str) for m in p)
+    if not isinstance(compare, list) or not all(isinstance(p, list) and len(p) == 2
+                                                and all(isinstance(m, str) for m in p)
                                                 for p in compare):
         raise ConfigError(f"{path}: compare must be a list of [method, other method] pairs, got {compare!r}")
     compare_on = spec.get("compare_on", [])

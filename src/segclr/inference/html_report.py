@@ -85,7 +85,8 @@ class HtmlReport:
         anchor = f"v{len(self.entries) + 1}"
         n = len(masks)
         fluid_px = np.array([int((np.asarray(m) > 0).sum()) for m in masks])
-        per_class = {c: [i for i, m in enumerate(masks) if (np.asarray(m) == label).any()] for label, c in labels.items()}
+        per_class = {c: [i for i, m in enumerate(masks) if (np.asarray(m) == label).any()]
+                     for label, c in labels.items()}
         names = list(names) if names is not None else None
 
         def bscan_label(i: int) -> str:

@@ -74,7 +74,9 @@ _SCRIPT = """
   }
   Array.prototype.forEach.call(heads, function (th, col) {
     th.addEventListener("click", function () { sortBy(col); });
-    th.addEventListener("keydown", function (ev) { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); sortBy(col); } });
+    th.addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); sortBy(col); }
+    });
   });
 })();
 """

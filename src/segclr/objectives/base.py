@@ -21,7 +21,8 @@ class StepOutput:
 
 
 def supervised_loss(cfg: RunConfig) -> nn.Module:
-    """L_sup as the config asks for it (kind, classes, batch or per-image Dice, CE class weight, blob Dice): one place for every objective."""
+    """L_sup as the config asks for it (kind, classes, batch or per-image Dice, CE class weight, blob Dice): one place
+    for every objective."""
     return make_supervised_loss(cfg.objective.sup_loss, cfg.model.num_classes, batch=cfg.objective.dice_batch,
                                 ce_fluid_weight=cfg.objective.ce_fluid_weight, blob_weight=cfg.objective.blob_weight)
 

@@ -40,7 +40,8 @@ class SupervisedObjective(Objective):
     def describe(self, net: UNet) -> str:
         if self.ds_heads is None:
             return ""
-        return (f"UNet {count_parameters(net):,} parameters; deep supervision: {len(self.ds_heads)} auxiliary heads (training "
+        return (f"UNet {count_parameters(net):,} parameters; deep supervision: {len(self.ds_heads)} auxiliary heads "
+                "(training "
                 f"only), weights finest first " + ", ".join(f"{w:.3f}" for w in self.ds_loss.weights))
 
     def step(self, net: UNet, batch: dict, augment: nn.Module) -> StepOutput:

@@ -345,5 +345,6 @@ def _check_resume(cfg: RunConfig, out: Path, last: Path) -> None:
                         predates=missing_keys(saved))
     done = checkpoint_step(last)
     if done >= cfg.trainer.max_steps and (out / "model.safetensors").exists():  # else: finish writing the bundle
-        raise InputError(f"{out}: the run already trained its {done} steps (trainer.max_steps={cfg.trainer.max_steps}); "
+        raise InputError(f"{out}: the run already trained its {done} steps "
+                         f"(trainer.max_steps={cfg.trainer.max_steps}); "
                          f"to train longer, resume with --set trainer.max_steps=N (N > {done})")
