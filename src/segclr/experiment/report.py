@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from segclr.config import DataConfig
 from segclr.evaluation.report import save_figure
+from segclr.experiment.spec import base_data
 from segclr.experiment.stats import (false_positive_scans, fmt_p, fmt_summary, paired_test, pooled_seed_test,
                                      seed_level_test, seed_summary)
 from segclr.io.atomic import atomic_write_text
@@ -166,11 +168,10 @@ def _seed_line(a: str, b: str, t: dict) -> str:
             f"{t['wins']}/{t['losses']} | {fmt_p(t['sign_p'])} | {fmt_p(t['wilcoxon_p'])} |")
 
 
-def _paired_section(cases: list[dict], target: str, pairs: list[tuple[str, str]], domain: str | None = None,
+def _paired_section(cases: list[dict], target: str, pairs: list[tuple[str, str]], domain: str,
                     rows: list[dict] | None = None, extra: bool = False) -> str:
-    """Paired comparisons on ``domain`` (default: the target domain itself). ``extra`` marks a repeat on
-    another domain (the spec's ``compare_on``): its sub-headings then name the domain."""
-    domain = domain or target
+    """Paired comparisons on ``domain`` (the target device, or the source for a validation study). ``extra``
+    marks a repeat on another domain (the spec's ``compare_on``): its sub-headings then name the domain."""
     on = f" on `{domain}`" if extra else ""
     seed_lines, pooled_lines = list(SEED_HEADER), list(SEED_HEADER)
     scan_lines = ["| comparison | pairs | mean diff | median diff | wins/losses | Wilcoxon p |",
@@ -206,7 +207,7 @@ def _paired_section(cases: list[dict], target: str, pairs: list[tuple[str, str]]
 
 def _scored_on(spec: dict, seeds: list[int]) -> str:
     if spec.get("evaluate_on") == "validation":
-        val = ((spec.get("base") or {}).get("data") or {}).get("val_patients", "?")
+        val = base_data(spec).get("val_patients", "?")
         return ("**Validation scores**: every model is scored on the labeled source patients held out of its "
                 f"training (`data.val_patients` = {val}), never on the test patients (9-10). Real Spectralis "
                 "(Duke DME). Dice per B-scan with the nnU-Net rule; mean ± std over seeds "
@@ -258,7 +259,7 @@ def write_report(spec: dict, results_csv: Path, per_case_csv: Path, out_dir: Pat
         pairs = comparisons(spec, methods)
         if pairs:
             # a validation study is scored on the held-out source patients, a test study on the target device
-            source = ((spec.get("base") or {}).get("data") or {}).get("source_domain", "spectralis")
+            source = base_data(spec).get("source_domain", DataConfig().source_domain)
             primary = source if spec.get("evaluate_on") == "validation" else target
             parts.append(_paired_section(cases, target, pairs, primary, rows=rows))
             for domain in spec.get("compare_on") or []:

@@ -63,6 +63,11 @@ def _slug(value: Any) -> str:
     return str(value).replace("+", "").replace("/", "-")
 
 
+def base_data(spec: dict) -> dict:
+    """The ``data`` section of a spec's ``base`` (empty when either is missing)."""
+    return (spec.get("base") or {}).get("data") or {}
+
+
 def load_spec(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -85,7 +90,7 @@ def load_spec(path: str | Path) -> dict:
     compare_on = spec.get("compare_on", [])
     if not isinstance(compare_on, list) or not all(isinstance(d, str) for d in compare_on):
         raise ConfigError(f"{path}: compare_on must be a list of domain names (e.g. [spectralis]), got {compare_on!r}")
-    scored = ((spec.get("base") or {}).get("data") or {}).get("eval_domains", DataConfig().eval_domains)
+    scored = base_data(spec).get("eval_domains", DataConfig().eval_domains)
     unscored = [d for d in compare_on if d not in scored]
     if unscored:
         raise ConfigError(f"{path}: compare_on names {unscored}, which the cells are not scored on "
