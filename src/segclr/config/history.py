@@ -16,7 +16,7 @@ Two tables, because a key can enter the schema in two ways:
   Committed cells pin the old value and hash it, so these fill saved runs only.
 
 A new schema key goes in one of them unless its default is exactly what runs did before it;
-``tests/test_config.py`` lists every key that has been decided and fails on an undecided one.
+``tests/test_config_history.py`` lists every key that has been decided and fails on an undecided one.
 """
 
 from __future__ import annotations
